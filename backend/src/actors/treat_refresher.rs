@@ -1,0 +1,46 @@
+//! TreatRefresher: tops every user up to the treat maximum at start and every refresh interval.
+
+use crate::db::{queries, DbPool};
+use actix::prelude::*;
+use std::time::Duration;
+
+pub struct TreatRefresher {
+    pool: DbPool,
+    every: Duration,
+    max_treats: u32,
+}
+
+impl TreatRefresher {
+    pub fn new(pool: DbPool, every: Duration, max_treats: u32) -> Self {
+        TreatRefresher {
+            pool,
+            every,
+            max_treats,
+        }
+    }
+
+    fn refresh(&mut self, ctx: &mut Context<Self>) {
+        let pool = self.pool.clone();
+        let max = self.max_treats;
+        let job = actix_rt::task::spawn_blocking(move || -> anyhow::Result<usize> {
+            let mut conn = pool.get()?;
+            Ok(queries::refresh_treats(&mut conn, max)?)
+        });
+        ctx.spawn(actix::fut::wrap_future(async move {
+            match job.await {
+                Ok(Ok(n)) => log::info!("topped up treats for {n} user(s)"),
+                Ok(Err(e)) => log::warn!("treat refresh failed, will retry next round: {e:#}"),
+                Err(e) => log::error!("treat refresh task failed: {e}"),
+            }
+        }));
+    }
+}
+
+impl Actor for TreatRefresher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.refresh(ctx);
+        ctx.run_interval(self.every, |act, ctx| act.refresh(ctx));
+    }
+}

@@ -1,0 +1,230 @@
+//! Database access: one connection type over SQLite and PostgreSQL, the URL that picks it,
+//! a connection pool, and the embedded migrations. Only the persister and request handlers
+//! on the blocking pool talk to the database.
+
+pub mod models;
+pub mod queries;
+pub mod schema;
+
+use anyhow::Context as _;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// One connection to whichever database the URL named.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Runs the same code against whichever concrete connection `conn` holds. Used where a
+/// statement needs backend-specific SQL or features the multi-backend does not cover.
+#[macro_export]
+macro_rules! with_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite($c) => $body,
+            $crate::db::DbConn::Pg($c) => $body,
+        }
+    };
+}
+
+/// Which database to use, parsed from `DATABASE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DbUrl {
+    /// A SQLite file path (created if missing).
+    Sqlite(String),
+    /// A libpq connection URL.
+    Postgres(String),
+}
+
+impl FromStr for DbUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Some(path) = s
+            .strip_prefix("sqlite://")
+            .or_else(|| s.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err("the sqlite URL has no file path (expected sqlite://FILE)".into());
+            }
+            return Ok(DbUrl::Sqlite(path.to_string()));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(DbUrl::Postgres(s.to_string()));
+        }
+        match s.split_once("://") {
+            Some((scheme, _)) => Err(format!(
+                "unknown database URL scheme `{scheme}`: use sqlite://FILE or postgres://USER@HOST/DB"
+            )),
+            None => Err(format!(
+                "`{s}` is not a database URL: use sqlite://FILE or postgres://USER@HOST/DB"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for DbUrl {
+    /// Shown in logs, so a PostgreSQL password never is.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbUrl::Sqlite(path) => write!(f, "sqlite://{path}"),
+            DbUrl::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(start), Some(at)) if at > start => {
+                    let creds = &url[start + 3..at];
+                    let user = creds.split(':').next().unwrap_or("");
+                    write!(f, "{}{user}:***{}", &url[..start + 3], &url[at..])
+                }
+                _ => f.write_str(url),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl DbUrl {
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, DbUrl::Sqlite(_))
+    }
+}
+
+/// Opens one connection, with the SQLite settings LivePet relies on.
+pub fn establish(url: &DbUrl) -> anyhow::Result<DbConn> {
+    match url {
+        DbUrl::Sqlite(path) => {
+            let mut c = SqliteConnection::establish(path)
+                .with_context(|| format!("cannot open SQLite database {url}"))?;
+            // WAL lets readers run during a flush; NORMAL sync keeps every commit safe from
+            // a process crash (a power cut may lose the last commits, never corrupt the file);
+            // the busy timeout makes concurrent writers wait instead of failing.
+            diesel::connection::SimpleConnection::batch_execute(
+                &mut c,
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON;",
+            )
+            .with_context(|| format!("cannot configure SQLite database {url}"))?;
+            Ok(DbConn::Sqlite(c))
+        }
+        DbUrl::Postgres(raw) => {
+            let c = PgConnection::establish(raw)
+                .with_context(|| format!("cannot connect to PostgreSQL at {url}"))?;
+            Ok(DbConn::Pg(c))
+        }
+    }
+}
+
+/// Applies every pending migration; returns how many ran.
+pub fn run_migrations(conn: &mut DbConn) -> anyhow::Result<usize> {
+    let applied = match conn {
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        DbConn::Pg(c) => c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len()),
+    }
+    .map_err(|e| anyhow::anyhow!("running migrations failed: {e}"))?;
+    Ok(applied)
+}
+
+/// Opens the database, migrates it, and logs what happened.
+pub fn connect_and_migrate(url: &DbUrl) -> anyhow::Result<DbConn> {
+    let mut conn = establish(url)?;
+    let applied = run_migrations(&mut conn)?;
+    if applied > 0 {
+        log::info!("applied {applied} migration(s) to {url}");
+    }
+    Ok(conn)
+}
+
+/// r2d2 glue: how to open and check a [`DbConn`].
+#[derive(Debug, Clone)]
+pub struct DbManager {
+    url: DbUrl,
+}
+
+impl r2d2::ManageConnection for DbManager {
+    type Connection = DbConn;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<DbConn, ConnectError> {
+        establish(&self.url).map_err(|e| ConnectError(format!("{e:#}")))
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectError> {
+        diesel::connection::SimpleConnection::batch_execute(conn, "SELECT 1")
+            .map_err(|e| ConnectError(e.to_string()))
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+/// Why a pooled connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectError(String);
+
+pub type DbPool = r2d2::Pool<DbManager>;
+
+/// A pool for request handlers and background jobs.
+pub fn pool(url: &DbUrl, size: u32) -> anyhow::Result<DbPool> {
+    r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(5))
+        .test_on_check_out(false)
+        .build(DbManager { url: url.clone() })
+        .with_context(|| format!("cannot open a connection pool for {url}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_supported_urls() {
+        assert_eq!(
+            "sqlite://livepet.db".parse::<DbUrl>(),
+            Ok(DbUrl::Sqlite("livepet.db".into()))
+        );
+        assert_eq!(
+            "sqlite:///tmp/x.db".parse::<DbUrl>(),
+            Ok(DbUrl::Sqlite("/tmp/x.db".into()))
+        );
+        assert!(matches!(
+            "postgres://u@h/db".parse::<DbUrl>(),
+            Ok(DbUrl::Postgres(_))
+        ));
+        assert!(matches!(
+            "postgresql://u@h/db".parse::<DbUrl>(),
+            Ok(DbUrl::Postgres(_))
+        ));
+    }
+
+    #[test]
+    fn rejects_unknown_schemes_clearly() {
+        let e = "mysql://x".parse::<DbUrl>().unwrap_err();
+        assert!(e.contains("unknown database URL scheme `mysql`"), "{e}");
+        assert!("livepet.db".parse::<DbUrl>().is_err());
+        assert!("sqlite://".parse::<DbUrl>().is_err());
+    }
+
+    #[test]
+    fn display_hides_passwords() {
+        let u: DbUrl = "postgres://bob:secret@db:5432/x".parse().unwrap();
+        assert_eq!(u.to_string(), "postgres://bob:***@db:5432/x");
+    }
+}

@@ -1,0 +1,176 @@
+//! Every statement LivePet runs. Functions take a connection and return diesel's
+//! `QueryResult`; callers decide what a failure means.
+
+use super::models::{NewPetRow, NewUserRow, PetRow, UserRow};
+use super::schema::{pets, users};
+use super::DbConn;
+use crate::with_conn;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Integer};
+use livepet_shared::PetId;
+
+/// The changing part of one pet, captured at a tick/feed/treat/death for the persister.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PetSnapshot {
+    pub id: PetId,
+    pub age: u32,
+    pub hunger: u32,
+    pub alive: bool,
+    /// When this state was produced (ms since the epoch).
+    pub at: i64,
+}
+
+/// Rows per UPDATE statement on SQLite: 5 binds a row stays under SQLite's 32,766 limit.
+const SQLITE_ROWS_PER_STATEMENT: usize = 4_000;
+
+/// Writes snapshots in one transaction. Dead rows are never touched again, so a stale snapshot
+/// arriving after a death cannot bring a pet back. Returns rows updated.
+pub fn write_snapshots(conn: &mut DbConn, snaps: &[PetSnapshot]) -> QueryResult<usize> {
+    if snaps.is_empty() {
+        return Ok(0);
+    }
+    match conn {
+        DbConn::Sqlite(c) => c.transaction(|c| {
+            let mut updated = 0;
+            for chunk in snaps.chunks(SQLITE_ROWS_PER_STATEMENT) {
+                let mut sql = String::with_capacity(200 + chunk.len() * 16);
+                sql.push_str(
+                    "UPDATE pets SET age = v.column2, hunger = v.column3, is_alive = v.column4, \
+                     updated_at = v.column5 FROM (VALUES ",
+                );
+                for i in 0..chunk.len() {
+                    sql.push_str(if i == 0 {
+                        "(?,?,?,?,?)"
+                    } else {
+                        ",(?,?,?,?,?)"
+                    });
+                }
+                sql.push_str(") AS v WHERE pets.id = v.column1 AND pets.is_alive");
+                let mut q = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
+                for s in chunk {
+                    q = q
+                        .bind::<BigInt, _>(s.id.0)
+                        .bind::<Integer, _>(to_i32(s.age))
+                        .bind::<Integer, _>(to_i32(s.hunger))
+                        .bind::<Bool, _>(s.alive)
+                        .bind::<BigInt, _>(s.at);
+                }
+                updated += q.execute(c)?;
+            }
+            Ok(updated)
+        }),
+        DbConn::Pg(c) => {
+            // UNNEST keeps it to 5 binds whatever the batch size (PostgreSQL allows 65,535).
+            use diesel::sql_types::Array;
+            let ids: Vec<i64> = snaps.iter().map(|s| s.id.0).collect();
+            let ages: Vec<i32> = snaps.iter().map(|s| to_i32(s.age)).collect();
+            let hungers: Vec<i32> = snaps.iter().map(|s| to_i32(s.hunger)).collect();
+            let alive: Vec<bool> = snaps.iter().map(|s| s.alive).collect();
+            let ats: Vec<i64> = snaps.iter().map(|s| s.at).collect();
+            c.transaction(|c| {
+                diesel::sql_query(
+                    "UPDATE pets SET age = v.age, hunger = v.hunger, is_alive = v.alive, \
+                     updated_at = v.ts \
+                     FROM UNNEST($1::int8[], $2::int4[], $3::int4[], $4::bool[], $5::int8[]) \
+                     AS v(id, age, hunger, alive, ts) \
+                     WHERE pets.id = v.id AND pets.is_alive",
+                )
+                .bind::<Array<BigInt>, _>(ids)
+                .bind::<Array<Integer>, _>(ages)
+                .bind::<Array<Integer>, _>(hungers)
+                .bind::<Array<Bool>, _>(alive)
+                .bind::<Array<BigInt>, _>(ats)
+                .execute(c)
+            })
+        }
+    }
+}
+
+fn to_i32(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+/// One page of live pets in id order, after `after` (keyset paging keeps each page cheap).
+pub fn live_pets_page(conn: &mut DbConn, after: i64, limit: i64) -> QueryResult<Vec<PetRow>> {
+    with_conn!(conn, |c| pets::table
+        .filter(pets::is_alive.eq(true))
+        .filter(pets::id.gt(after))
+        .order(pets::id.asc())
+        .limit(limit)
+        .select(PetRow::as_select())
+        .load(c))
+}
+
+/// How many pets are alive in the database.
+pub fn count_live_pets(conn: &mut DbConn) -> QueryResult<i64> {
+    with_conn!(conn, |c| pets::table
+        .filter(pets::is_alive.eq(true))
+        .count()
+        .get_result(c))
+}
+
+/// One pet row.
+pub fn find_pet(conn: &mut DbConn, id: PetId) -> QueryResult<Option<PetRow>> {
+    with_conn!(conn, |c| pets::table
+        .find(id.0)
+        .select(PetRow::as_select())
+        .first(c)
+        .optional())
+}
+
+/// Every pet, in id order (tests and tools compare whole tables).
+pub fn all_pets(conn: &mut DbConn) -> QueryResult<Vec<PetRow>> {
+    with_conn!(conn, |c| pets::table
+        .order(pets::id.asc())
+        .select(PetRow::as_select())
+        .load(c))
+}
+
+/// Inserts one pet and returns it with its id.
+pub fn insert_pet(conn: &mut DbConn, new: &NewPetRow<'_>) -> QueryResult<PetRow> {
+    with_conn!(conn, |c| diesel::insert_into(pets::table)
+        .values(new)
+        .returning(PetRow::as_returning())
+        .get_result(c))
+}
+
+/// Rows per multi-row INSERT: 8 binds a row stays under both backends' bind limits.
+const INSERT_ROWS_PER_STATEMENT: usize = 4_000;
+
+/// Inserts many pets in one transaction, a few thousand rows per statement.
+pub fn insert_pets(conn: &mut DbConn, rows: &[NewPetRow<'_>]) -> QueryResult<usize> {
+    with_conn!(conn, |c| c.transaction(|c| {
+        let mut n = 0;
+        for chunk in rows.chunks(INSERT_ROWS_PER_STATEMENT) {
+            n += diesel::insert_into(pets::table).values(chunk).execute(c)?;
+        }
+        Ok(n)
+    }))
+}
+
+/// The user with this (lowercased) email, if any.
+pub fn find_user_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<UserRow>> {
+    with_conn!(conn, |c| users::table
+        .filter(users::email.eq(email))
+        .select(UserRow::as_select())
+        .first(c)
+        .optional())
+}
+
+/// Inserts a user; a taken email surfaces as a unique violation.
+pub fn insert_user(conn: &mut DbConn, new: &NewUserRow<'_>) -> QueryResult<UserRow> {
+    with_conn!(conn, |c| diesel::insert_into(users::table)
+        .values(new)
+        .returning(UserRow::as_returning())
+        .get_result(c))
+}
+
+/// Tops every user up to `max` treats; returns how many users changed.
+pub fn refresh_treats(conn: &mut DbConn, max: u32) -> QueryResult<usize> {
+    let max = to_i32(max);
+    with_conn!(conn, |c| diesel::update(
+        users::table.filter(users::available_treats.lt(max))
+    )
+    .set(users::available_treats.eq(max))
+    .execute(c))
+}

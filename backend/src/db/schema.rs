@@ -1,0 +1,40 @@
+// @generated shape: this is what `diesel print-schema` prints for migrations/postgres
+// (the SQLite migrations declare the same columns with matching types).
+
+diesel::table! {
+    pets (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        name -> Text,
+        species -> Text,
+        age -> Integer,
+        hunger -> Integer,
+        is_alive -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (token_hash) {
+        token_hash -> Text,
+        user_id -> BigInt,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        password_hash -> Text,
+        available_treats -> Integer,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(pets -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(pets, sessions, users,);

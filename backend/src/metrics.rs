@@ -1,0 +1,154 @@
+//! Prometheus metrics for `/metrics` and the dashboard. One `Metrics` per server, passed
+//! around explicitly (no globals), so in-process tests can run several servers side by side.
+
+use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+pub struct Metrics {
+    registry: Registry,
+    pub pets_alive: IntGauge,
+    pub ticks_total: IntCounter,
+    pub persisted_total: IntCounter,
+    pub persist_seconds: Gauge,
+    pub persist_rows: IntGauge,
+    pub persist_failures_total: IntCounter,
+    pub persist_lag_seconds: Gauge,
+    pub dirty_pets: IntGauge,
+    pub ws_connections: IntGauge,
+    pub viewers: IntGauge,
+    pub active_pets: IntGauge,
+    pub ws_frames_in_total: IntCounter,
+    pub ws_errors_total: IntCounterVec,
+    pub startup_seconds: Gauge,
+    pub pet_restarts_total: IntCounter,
+    /// When the last successful flush finished (ms since the epoch); the lag is computed from
+    /// it at scrape time so it keeps growing while the database is away.
+    last_flush_ok_ms: AtomicI64,
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> Gauge {
+    let g = Gauge::new(name, help).expect("metric name is valid");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+fn int_gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("metric name is valid");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("metric name is valid");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+impl Metrics {
+    #[allow(clippy::expect_used)] // metric names are literals: a failure is a programming error
+    pub fn new() -> Self {
+        let r = Registry::new();
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("process collector registers once");
+        let ws_errors_total = IntCounterVec::new(
+            Opts::new(
+                "livepet_ws_errors_total",
+                "Error frames sent to WebSocket clients, by code",
+            ),
+            &["code"],
+        )
+        .expect("metric name is valid");
+        r.register(Box::new(ws_errors_total.clone()))
+            .expect("metric registered once");
+        Metrics {
+            pets_alive: int_gauge(&r, "livepet_pets_alive", "Pet actors alive and ticking"),
+            ticks_total: counter(&r, "livepet_ticks_total", "Pet ticks applied"),
+            persisted_total: counter(&r, "livepet_persisted_total", "Pet snapshots written"),
+            persist_seconds: gauge(&r, "livepet_persist_seconds", "Duration of the last flush"),
+            persist_rows: int_gauge(&r, "livepet_persist_rows", "Rows written by the last flush"),
+            persist_failures_total: counter(
+                &r,
+                "livepet_persist_failures_total",
+                "Flushes that failed and will be retried",
+            ),
+            persist_lag_seconds: gauge(
+                &r,
+                "livepet_persist_lag_seconds",
+                "Seconds since the last successful flush",
+            ),
+            dirty_pets: int_gauge(
+                &r,
+                "livepet_dirty_pets",
+                "Pets changed since the last flush",
+            ),
+            ws_connections: int_gauge(&r, "livepet_ws_connections", "Open WebSocket sessions"),
+            viewers: int_gauge(&r, "livepet_viewers", "Pet watches across all sessions"),
+            active_pets: int_gauge(&r, "livepet_active_pets", "Pets on someone's screen now"),
+            ws_frames_in_total: counter(
+                &r,
+                "livepet_ws_frames_in_total",
+                "Frames received from WebSocket clients",
+            ),
+            ws_errors_total,
+            startup_seconds: gauge(
+                &r,
+                "livepet_startup_seconds",
+                "Seconds from start until every stored pet was ticking",
+            ),
+            pet_restarts_total: counter(
+                &r,
+                "livepet_pet_restarts_total",
+                "Pets that panicked and were restarted from their last state",
+            ),
+            last_flush_ok_ms: AtomicI64::new(crate::clock::now_ms()),
+            registry: r,
+        }
+    }
+
+    /// Records a successful flush.
+    pub fn flushed(&self, rows: usize, seconds: f64) {
+        self.persisted_total.inc_by(rows as u64);
+        self.persist_rows.set(rows as i64);
+        self.persist_seconds.set(seconds);
+        self.last_flush_ok_ms
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
+    }
+
+    /// Seconds since the last successful flush.
+    pub fn persist_lag(&self) -> f64 {
+        let last = self.last_flush_ok_ms.load(Ordering::Relaxed);
+        (crate::clock::now_ms() - last).max(0) as f64 / 1000.0
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        self.persist_lag_seconds.set(self.persist_lag());
+        let mut buf = Vec::with_capacity(8 * 1024);
+        let encoder = prometheus::TextEncoder::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {
+            log::error!("encoding metrics failed: {e}");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// Resident memory of this process, from /proc (0 where unavailable).
+    pub fn resident_memory_bytes() -> u64 {
+        std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map(|pages| pages * 4096)
+            .unwrap_or(0)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

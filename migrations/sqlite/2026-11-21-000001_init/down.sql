@@ -1,0 +1,3 @@
+DROP TABLE pets;
+DROP TABLE sessions;
+DROP TABLE users;

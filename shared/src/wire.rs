@@ -1,0 +1,274 @@
+//! The wire contract: every JSON body of the HTTP API and every WebSocket frame.
+//! The server and the browser both use these types, so they cannot drift apart.
+
+use crate::{PetId, Species, UserId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A user as the API shows it (never the password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub available_treats: u32,
+}
+
+/// `{"user": …}`: the body of register, login and `GET /api/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserBody {
+    pub user: User,
+}
+
+/// Body of `POST /api/users` and `POST /api/session`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    pub email: String,
+    pub password: String,
+}
+
+/// Body of `POST /api/pets`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewPet {
+    pub name: String,
+    pub species: String,
+}
+
+/// A pet as the API and the WebSocket show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PetView {
+    pub id: PetId,
+    pub name: String,
+    pub species: Species,
+    pub age: u32,
+    pub hunger: u32,
+    pub alive: bool,
+    /// Adoption time, milliseconds since the Unix epoch.
+    pub born_at: i64,
+    pub owner_id: UserId,
+    /// Server time (ms since the Unix epoch) when this state was produced, so clients can
+    /// measure how late it reached them.
+    pub at: i64,
+}
+
+/// A pet in the "active pets" list: one whose owner has its page open right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivePet {
+    pub id: PetId,
+    pub name: String,
+    pub species: Species,
+}
+
+/// One species for the picker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpeciesInfo {
+    pub id: Species,
+    pub label: String,
+    pub emoji: String,
+}
+
+/// A WebSocket frame from the browser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// Start receiving a pet's state (owner only); puts it in the active list.
+    Watch { pet_id: PetId },
+    /// Stop receiving a pet's state.
+    Unwatch { pet_id: PetId },
+    /// Feed one's own pet.
+    Feed { pet_id: PetId },
+    /// Spend a treat on someone else's active pet.
+    GiveTreat { pet_id: PetId },
+    /// Application-level keep-alive; answered with `pong`.
+    Ping,
+    /// Start receiving `stats` about once a second (the dashboard).
+    SubscribeStats,
+}
+
+/// World-wide aggregates for the dashboard. Never a user's data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub pets_alive: u64,
+    pub ticks_per_second: f64,
+    pub viewers: u64,
+    pub active_pets: u64,
+    pub connections: u64,
+    pub last_flush_rows: u64,
+    pub last_flush_seconds: f64,
+    pub persist_lag_seconds: f64,
+    pub resident_memory_bytes: u64,
+    pub uptime_seconds: f64,
+}
+
+/// A WebSocket frame to the browser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// A pet's current state: on watch, on every tick, feed and treat.
+    Pet {
+        pet: PetView,
+    },
+    /// The whole active list, sent once on connect.
+    ActivePets {
+        pets: Vec<ActivePet>,
+    },
+    /// Changes to the active list since the last frame.
+    ActivePetsChanged {
+        joined: Vec<ActivePet>,
+        left: Vec<PetId>,
+    },
+    /// The user's treat count.
+    Treats {
+        available: u32,
+    },
+    Pong,
+    /// Something the client sent could not be done; the session stays up.
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    Stats(Stats),
+}
+
+/// Every error code the API and the WebSocket can return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    InvalidJson,
+    UnknownType,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    EmailTaken,
+    ValidationFailed,
+    RateLimited,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    BinaryNotSupported,
+    ServiceUnavailable,
+    Internal,
+    PetDead,
+    NotActive,
+    OwnPet,
+    NoTreats,
+}
+
+impl ErrorCode {
+    /// The snake_case name, as on the wire and in metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::EmailTaken => "email_taken",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::BinaryNotSupported => "binary_not_supported",
+            ErrorCode::ServiceUnavailable => "service_unavailable",
+            ErrorCode::Internal => "internal",
+            ErrorCode::PetDead => "pet_dead",
+            ErrorCode::NotActive => "not_active",
+            ErrorCode::OwnPet => "own_pet",
+            ErrorCode::NoTreats => "no_treats",
+        }
+    }
+}
+
+/// The inside of an HTTP error body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Per-field messages for validation errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<BTreeMap<String, String>>,
+}
+
+/// Every HTTP error body: `{"error": {"code": …, "message": …, "fields": …}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: ApiErrorDetail,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn client_frames_match_the_contract() {
+        let m: ClientMsg = serde_json::from_value(json!({"type":"watch","pet_id":1})).unwrap();
+        assert_eq!(m, ClientMsg::Watch { pet_id: PetId(1) });
+        let m: ClientMsg = serde_json::from_value(json!({"type":"give_treat","pet_id":2})).unwrap();
+        assert_eq!(m, ClientMsg::GiveTreat { pet_id: PetId(2) });
+        let m: ClientMsg = serde_json::from_value(json!({"type":"ping"})).unwrap();
+        assert_eq!(m, ClientMsg::Ping);
+        assert!(serde_json::from_value::<ClientMsg>(json!({"type":"fly"})).is_err());
+        assert!(serde_json::from_value::<ClientMsg>(json!({"type":"feed"})).is_err());
+        assert!(serde_json::from_value::<ClientMsg>(json!({"type":"feed","pet_id":"x"})).is_err());
+    }
+
+    #[test]
+    fn server_frames_match_the_contract() {
+        let v = serde_json::to_value(ServerMsg::Treats { available: 4 }).unwrap();
+        assert_eq!(v, json!({"type":"treats","available":4}));
+        let v = serde_json::to_value(ServerMsg::ActivePetsChanged {
+            joined: vec![ActivePet {
+                id: PetId(3),
+                name: "Rex".into(),
+                species: Species::Dog,
+            }],
+            left: vec![PetId(9)],
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"active_pets_changed","joined":[{"id":3,"name":"Rex","species":"dog"}],"left":[9]})
+        );
+        let v = serde_json::to_value(ServerMsg::Error {
+            code: ErrorCode::NoTreats,
+            message: "none left".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"error","code":"no_treats","message":"none left"})
+        );
+        assert_eq!(
+            serde_json::to_value(ServerMsg::Pong).unwrap(),
+            json!({"type":"pong"})
+        );
+    }
+
+    #[test]
+    fn error_code_names_match_serde() {
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::NotActive,
+            ErrorCode::ServiceUnavailable,
+            ErrorCode::EmailTaken,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
+        }
+    }
+
+    #[test]
+    fn api_error_omits_empty_fields() {
+        let e = ApiError {
+            error: ApiErrorDetail {
+                code: ErrorCode::NotFound,
+                message: "no such pet".into(),
+                fields: None,
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(e).unwrap(),
+            json!({"error":{"code":"not_found","message":"no such pet"}})
+        );
+    }
+}
