@@ -1,0 +1,7 @@
+//! Integration tests of the LivePet server: real actors, real SQLite files, the real
+//! PostgreSQL (a database created and dropped per test), the real `livepet` binary.
+
+mod actors;
+mod binary;
+mod helpers;
+mod persistence;
