@@ -74,7 +74,7 @@ pub fn run(args: &SeedArgs) -> anyhow::Result<()> {
             .collect();
         queries::insert_pets(&mut conn, &rows).context("inserting pets")?;
         done += n;
-        if done == args.pets || done % 200_000 == 0 {
+        if done == args.pets || done.is_multiple_of(200_000) {
             let secs = start.elapsed().as_secs_f64();
             log::info!(
                 "seeded {done}/{} pets ({:.0} pets/s)",
