@@ -83,6 +83,29 @@ pub struct ServeArgs {
     /// Seconds a graceful stop (SIGTERM/SIGINT) may take before in-flight requests are cut.
     #[arg(long, env = "LIVEPET_SHUTDOWN_TIMEOUT_S", default_value_t = 30)]
     pub shutdown_timeout_s: u64,
+
+    /// Extra origins allowed to open /ws, comma-separated (e.g. http://127.0.0.1:8081 for
+    /// `trunk serve`). The server's own origin is always allowed; every other is refused.
+    #[arg(long, env = "LIVEPET_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Mark the session cookie Secure even over plain http (set it behind a TLS proxy).
+    #[arg(long, env = "LIVEPET_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
+    /// Days a login stays valid.
+    #[arg(long, env = "LIVEPET_SESSION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub session_days: u64,
+
+    /// Login and registration attempts allowed per client IP per minute (429 beyond).
+    #[arg(long, env = "LIVEPET_AUTH_ATTEMPTS_PER_MINUTE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_attempts_per_minute: u32,
+
+    /// Turn off the live dashboard (`subscribe_stats` is then refused).
+    #[arg(long, env = "LIVEPET_NO_DASHBOARD")]
+    pub no_dashboard: bool,
 }
 
 impl ServeArgs {
@@ -98,6 +121,12 @@ impl ServeArgs {
             static_dir: PathBuf::from("does-not-exist"),
             arbiters: Some(2),
             shutdown_timeout_s: 5,
+            allowed_origins: Vec::new(),
+            secure_cookies: false,
+            session_days: 30,
+            // Tests sign up many users from one address; the limiter test lowers this.
+            auth_attempts_per_minute: 10_000,
+            no_dashboard: false,
         }
     }
 

@@ -7,11 +7,29 @@ use actix_web::{web, HttpResponse};
 use livepet_shared::wire::{ApiError, ApiErrorDetail, ErrorCode};
 use std::path::PathBuf;
 
+/// Largest JSON body the API accepts.
+const MAX_BODY: usize = 16 * 1024;
+
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig, static_dir: Option<PathBuf>) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/metrics", web::get().to(metrics))
-        .service(web::scope("/api").default_service(web::to(api_not_found)));
+        .route("/ws", web::get().to(crate::ws::upgrade))
+        .service(
+            web::scope("/api")
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(MAX_BODY)
+                        .error_handler(|err, _| crate::error::json_error(err).into()),
+                )
+                .app_data(
+                    web::PathConfig::default().error_handler(|_, _| {
+                        crate::error::AppError::NotFound("no such pet").into()
+                    }),
+                )
+                .configure(crate::api::configure)
+                .default_service(web::to(api_not_found)),
+        );
     match static_dir {
         Some(dir) => {
             let index = dir.join("index.html");

@@ -2,14 +2,19 @@
 //! and WebSocket. `main.rs` only parses the command line and calls [`run_cli`].
 
 pub mod actors;
+pub mod api;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod seed;
 pub mod startup;
 pub mod world;
+pub mod ws;
+pub mod ws_protocol;
 
 use config::{Cli, Command};
 

@@ -3,8 +3,10 @@
 //! binds before it loads, so a taken port fails fast, and reports the real port (tests bind 0).
 
 use crate::actors::persister::{Flush, FlushReport, Persister};
+use crate::actors::presence::Presence;
 use crate::actors::registry::PetRegistry;
 use crate::actors::treat_refresher::TreatRefresher;
+use crate::auth::Auth;
 use crate::config::ServeArgs;
 use crate::db::{self, queries, DbPool};
 use crate::metrics::Metrics;
@@ -21,10 +23,15 @@ use std::time::{Duration, Instant};
 /// Pets read from the database per page at startup.
 const LOAD_PAGE: i64 = 100_000;
 
-/// What request handlers share.
+/// What request handlers and viewer sessions share.
 pub struct AppState {
     pub world: Arc<World>,
     pub pool: DbPool,
+    pub auth: Auth,
+    pub presence: Addr<Presence>,
+    pub allowed_origins: Vec<String>,
+    pub dashboard: bool,
+    pub started: Instant,
 }
 
 /// A running server.
@@ -53,6 +60,18 @@ impl Application {
             .await
             .context("migration task failed")??;
         let pool = db::pool(&url, 8)?;
+        // Before any pet starts: hashing the dummy password takes a moment.
+        let auth = actix_web::rt::task::spawn_blocking({
+            let (per_minute, days, secure) = (
+                cfg.auth_attempts_per_minute,
+                cfg.session_days,
+                cfg.secure_cookies,
+            );
+            move || Auth::new(per_minute, Duration::from_secs(days * 86_400), secure)
+        })
+        .await
+        .context("auth setup task failed")?
+        .map_err(|e| anyhow::anyhow!("auth setup failed: {e}"))?;
 
         let rules = Rules {
             death_age: cfg.death_age,
@@ -93,10 +112,12 @@ impl Application {
             started_pets as f64 / secs.max(1e-9)
         );
 
+        let presence = Presence::new(metrics.clone()).start();
         TreatRefresher::new(
             pool.clone(),
             Duration::from_millis(cfg.treat_refresh_ms),
             rules.max_treats,
+            presence.clone(),
         )
         .start();
         actix_web::rt::spawn(persist_loop(persister, cfg.persist_every()));
@@ -115,7 +136,13 @@ impl Application {
         let state = web::Data::new(AppState {
             world: world.clone(),
             pool: pool.clone(),
+            auth,
+            presence,
+            allowed_origins: cfg.allowed_origins.clone(),
+            dashboard: !cfg.no_dashboard,
+            started: began,
         });
+        actix_web::rt::spawn(housekeeping(state.clone()));
         let server = HttpServer::new(move || {
             let static_dir = static_dir.clone();
             App::new()
@@ -212,6 +239,29 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = int.recv() => log::info!("SIGINT received"),
     }
     Ok(())
+}
+
+/// Hourly: forget rate-limiter entries of quiet clients and delete expired sessions.
+async fn housekeeping(state: web::Data<AppState>) {
+    let mut every = actix_web::rt::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        state.auth.forget_quiet_clients();
+        let pool = state.pool.clone();
+        let purged = actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<usize> {
+            let mut conn = pool.get()?;
+            Ok(queries::purge_expired_sessions(
+                &mut conn,
+                crate::clock::now_ms(),
+            )?)
+        })
+        .await;
+        match purged {
+            Ok(Ok(n)) if n > 0 => log::info!("removed {n} expired session(s)"),
+            Ok(Err(e)) => log::warn!("removing expired sessions failed: {e:#}"),
+            _ => {}
+        }
+    }
 }
 
 /// Flushes every interval; after a failure, retries sooner with capped exponential backoff.

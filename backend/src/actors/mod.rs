@@ -2,5 +2,7 @@
 
 pub mod persister;
 pub mod pet;
+pub mod presence;
 pub mod registry;
 pub mod treat_refresher;
+pub mod viewer_session;

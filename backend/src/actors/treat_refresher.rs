@@ -1,5 +1,6 @@
 //! TreatRefresher: tops every user up to the treat maximum at start and every refresh interval.
 
+use crate::actors::presence::{Presence, TreatsRefreshed};
 use crate::db::{queries, DbPool};
 use actix::prelude::*;
 use std::time::Duration;
@@ -8,14 +9,16 @@ pub struct TreatRefresher {
     pool: DbPool,
     every: Duration,
     max_treats: u32,
+    presence: Addr<Presence>,
 }
 
 impl TreatRefresher {
-    pub fn new(pool: DbPool, every: Duration, max_treats: u32) -> Self {
+    pub fn new(pool: DbPool, every: Duration, max_treats: u32, presence: Addr<Presence>) -> Self {
         TreatRefresher {
             pool,
             every,
             max_treats,
+            presence,
         }
     }
 
@@ -26,9 +29,16 @@ impl TreatRefresher {
             let mut conn = pool.get()?;
             Ok(queries::refresh_treats(&mut conn, max)?)
         });
+        let presence = self.presence.clone();
         ctx.spawn(actix::fut::wrap_future(async move {
             match job.await {
-                Ok(Ok(n)) => log::info!("topped up treats for {n} user(s)"),
+                Ok(Ok(n)) => {
+                    log::info!("topped up treats for {n} user(s)");
+                    if n > 0 {
+                        // Every user now holds the maximum: every open session shows it.
+                        presence.do_send(TreatsRefreshed { available: max });
+                    }
+                }
                 Ok(Err(e)) => log::warn!("treat refresh failed, will retry next round: {e:#}"),
                 Err(e) => log::error!("treat refresh task failed: {e}"),
             }

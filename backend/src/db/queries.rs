@@ -174,3 +174,102 @@ pub fn refresh_treats(conn: &mut DbConn, max: u32) -> QueryResult<usize> {
     .set(users::available_treats.eq(max))
     .execute(c))
 }
+
+/// One user row.
+pub fn find_user(conn: &mut DbConn, id: i64) -> QueryResult<Option<UserRow>> {
+    with_conn!(conn, |c| users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(c)
+        .optional())
+}
+
+/// Stores a new session (only the token's hash).
+pub fn insert_session(
+    conn: &mut DbConn,
+    token_hash: &str,
+    user_id: i64,
+    now: i64,
+    expires_at: i64,
+) -> QueryResult<usize> {
+    use super::schema::sessions;
+    with_conn!(conn, |c| diesel::insert_into(sessions::table)
+        .values((
+            sessions::token_hash.eq(token_hash),
+            sessions::user_id.eq(user_id),
+            sessions::created_at.eq(now),
+            sessions::expires_at.eq(expires_at),
+        ))
+        .execute(c))
+}
+
+/// The user of an unexpired session.
+pub fn find_session_user(
+    conn: &mut DbConn,
+    token_hash: &str,
+    now: i64,
+) -> QueryResult<Option<i64>> {
+    use super::schema::sessions;
+    with_conn!(conn, |c| sessions::table
+        .filter(sessions::token_hash.eq(token_hash))
+        .filter(sessions::expires_at.gt(now))
+        .select(sessions::user_id)
+        .first(c)
+        .optional())
+}
+
+/// Revokes a session.
+pub fn delete_session(conn: &mut DbConn, token_hash: &str) -> QueryResult<usize> {
+    use super::schema::sessions;
+    with_conn!(conn, |c| diesel::delete(
+        sessions::table.filter(sessions::token_hash.eq(token_hash))
+    )
+    .execute(c))
+}
+
+/// Removes expired sessions; returns how many.
+pub fn purge_expired_sessions(conn: &mut DbConn, now: i64) -> QueryResult<usize> {
+    use super::schema::sessions;
+    with_conn!(conn, |c| diesel::delete(
+        sessions::table.filter(sessions::expires_at.le(now))
+    )
+    .execute(c))
+}
+
+/// Spends one treat if the user has any: one conditional UPDATE, so concurrent spends can
+/// never go below zero. Returns the remaining count, or `None` when there was none to spend.
+pub fn spend_treat(conn: &mut DbConn, user_id: i64) -> QueryResult<Option<i32>> {
+    with_conn!(conn, |c| diesel::update(
+        users::table
+            .filter(users::id.eq(user_id))
+            .filter(users::available_treats.gt(0))
+    )
+    .set(users::available_treats.eq(users::available_treats - 1))
+    .returning(users::available_treats)
+    .get_result(c)
+    .optional())
+}
+
+/// Gives a spent treat back (its pet died before it could eat it), never above `max`.
+pub fn refund_treat(conn: &mut DbConn, user_id: i64, max: u32) -> QueryResult<Option<i32>> {
+    let max = to_i32(max);
+    with_conn!(conn, |c| diesel::update(
+        users::table
+            .filter(users::id.eq(user_id))
+            .filter(users::available_treats.lt(max))
+    )
+    .set(users::available_treats.eq(users::available_treats + 1))
+    .returning(users::available_treats)
+    .get_result(c)
+    .optional())
+}
+
+/// A user's pets, newest first.
+pub fn pets_of_user(conn: &mut DbConn, user_id: i64, limit: i64) -> QueryResult<Vec<PetRow>> {
+    with_conn!(conn, |c| pets::table
+        .filter(pets::user_id.eq(user_id))
+        .order(pets::id.desc())
+        .limit(limit)
+        .select(PetRow::as_select())
+        .load(c))
+}

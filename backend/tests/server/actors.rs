@@ -132,7 +132,7 @@ async fn a_pet_dies_at_the_death_age_is_persisted_at_once_and_stops_sqlite() {
     let db = TestDb::sqlite();
     db.seed(2);
     let mut args = db.serve_args();
-    args.death_age = 4;
+    args.death_age = 10;
     args.tick_ms = 20;
     let app = spawn_app(args).await;
     let pet = app.world().registry.get(PetId(2)).unwrap();
@@ -151,9 +151,9 @@ async fn a_pet_dies_at_the_death_age_is_persisted_at_once_and_stops_sqlite() {
         if !f.alive {
             break f;
         }
-        assert!(f.age <= 4, "a pet older than the death age must be dead");
+        assert!(f.age <= 10, "a pet older than the death age must be dead");
     };
-    assert_eq!(last.age, 5, "dies on the tick that passes the death age");
+    assert_eq!(last.age, 11, "dies on the tick that passes the death age");
 
     // Gone from the registry, and nothing arrives after the final frame.
     wait_for(
@@ -173,7 +173,7 @@ async fn a_pet_dies_at_the_death_age_is_persisted_at_once_and_stops_sqlite() {
         .unwrap()
         .unwrap();
     assert!(!row.is_alive);
-    assert_eq!(row.age, 5);
+    assert_eq!(row.age, 11);
 }
 
 #[actix_rt::test]

@@ -1,0 +1,56 @@
+//! `GET /ws`: checks the Origin (against cross-site WebSocket hijacking) and the session
+//! cookie, then hands the connection to a `ViewerSession`.
+
+use crate::actors::viewer_session::{ViewerSession, MAX_FRAME};
+use crate::auth::{self, COOKIE};
+use crate::error::AppError;
+use crate::startup::AppState;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use livepet_shared::wire::ErrorCode;
+
+/// Whether the request's Origin is this server itself or explicitly allowed.
+pub fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
+    let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    else {
+        return false;
+    };
+    let info = req.connection_info();
+    let own = format!("{}://{}", info.scheme(), info.host());
+    origin.eq_ignore_ascii_case(&own) || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+}
+
+pub async fn upgrade(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    stream: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    if !origin_allowed(&req, &state.allowed_origins) {
+        state
+            .world
+            .metrics
+            .ws_errors_total
+            .with_label_values(&[ErrorCode::Forbidden.as_str()])
+            .inc();
+        return Ok(HttpResponse::Forbidden().json(crate::http::error_body(
+            ErrorCode::Forbidden,
+            "WebSocket connections must come from this site",
+        )));
+    }
+    let Some(token) = req.cookie(COOKIE).map(|c| c.value().to_string()) else {
+        return Err(AppError::Unauthorized("log in first"));
+    };
+    let Some(user) = auth::user_for_token(&state, &token).await? else {
+        return Err(AppError::Unauthorized(
+            "your session has ended; log in again",
+        ));
+    };
+    let session = ViewerSession::new(user, state.clone());
+    actix_web_actors::ws::WsResponseBuilder::new(session, &req, stream)
+        .frame_size(MAX_FRAME)
+        .start()
+        .map_err(|e| AppError::BadRequest(format!("not a WebSocket upgrade: {e}")))
+}

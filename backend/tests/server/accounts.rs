@@ -1,0 +1,167 @@
+//! Account flows over real HTTP on both databases.
+
+#![allow(clippy::unwrap_used)]
+
+use crate::client::{Client, PASSWORD};
+use crate::helpers::{spawn_app, Backend, TestDb};
+use serde_json::{json, Value};
+
+async fn account_flows(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let app = spawn_app(db.serve_args()).await;
+    let mut a = Client::for_port(app.port());
+
+    // Register: 201, the user, and a session cookie with the right flags.
+    let res = a.register("Alice@Example.com").await;
+    assert_eq!(res.status(), 201);
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http: not Secure unless configured"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["email"], "alice@example.com");
+    assert_eq!(body["user"]["available_treats"], 5);
+    assert!(body["user"].get("password_hash").is_none());
+    let first_token = a.cookie.clone().unwrap();
+    assert_eq!(first_token.len(), 43);
+
+    // The token itself is never stored, only its hash.
+    let stored: Vec<String> = {
+        use diesel::prelude::*;
+        use livepet_server::db::schema::sessions;
+        livepet_server::with_conn!(&mut db.conn(), |c| sessions::table
+            .select(sessions::token_hash)
+            .load(c)
+            .unwrap())
+    };
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0], first_token);
+    assert_eq!(stored[0], livepet_server::auth::token_hash(&first_token));
+
+    let me: Value = a.get("/api/me").await.json().await.unwrap();
+    assert_eq!(me["user"]["email"], "alice@example.com");
+
+    // Duplicate email, in any case: 409.
+    let mut other = Client::for_port(app.port());
+    let res = other.register("ALICE@example.com").await;
+    assert_eq!(res.status(), 409);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "email_taken");
+
+    // Invalid: 422 with a message per field.
+    let res = other
+        .post(
+            "/api/users",
+            json!({"email": "no-at-sign", "password": "short"}),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "validation_failed");
+    assert!(body["error"]["fields"]["email"].is_string());
+    assert!(body["error"]["fields"]["password"].is_string());
+
+    // Wrong password and unknown email: the same 401.
+    let wrong = other
+        .post(
+            "/api/session",
+            json!({"email": "alice@example.com", "password": "not the password"}),
+        )
+        .await;
+    assert_eq!(wrong.status(), 401);
+    let wrong: Value = wrong.json().await.unwrap();
+    let unknown = other
+        .post(
+            "/api/session",
+            json!({"email": "nobody@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(unknown.status(), 401);
+    let unknown: Value = unknown.json().await.unwrap();
+    assert_eq!(wrong, unknown);
+
+    // Login: 200 and a new token (no session fixation).
+    let mut a2 = Client::for_port(app.port());
+    let res = a2
+        .post(
+            "/api/session",
+            json!({"email": "alice@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_ne!(a2.cookie, a.cookie);
+
+    // Logout revokes server-side: the old cookie no longer works.
+    let old = a2.cookie.clone();
+    let res = a2.delete("/api/session").await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(a2.cookie, None, "cookie cleared");
+    a2.cookie = old;
+    let res = a2.get("/api/me").await;
+    assert_eq!(res.status(), 401);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+
+    // A restart keeps everyone logged in.
+    app.shutdown().await.unwrap();
+    let app = spawn_app(db.serve_args()).await;
+    let a = Client {
+        base: format!("http://127.0.0.1:{}", app.port()),
+        ..a
+    };
+    let res = a.get("/api/me").await;
+    assert_eq!(res.status(), 200, "session survives a restart");
+}
+
+#[actix_rt::test]
+async fn account_flows_sqlite() {
+    account_flows(Backend::Sqlite).await;
+}
+
+#[actix_rt::test]
+async fn account_flows_postgres() {
+    account_flows(Backend::Postgres).await;
+}
+
+#[actix_rt::test]
+async fn login_and_registration_are_rate_limited_sqlite() {
+    let db = TestDb::sqlite();
+    let mut args = db.serve_args();
+    args.auth_attempts_per_minute = 3;
+    let app = spawn_app(args).await;
+    let mut c = Client::for_port(app.port());
+    for _ in 0..3 {
+        let res = c
+            .post(
+                "/api/session",
+                json!({"email": "x@example.com", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(res.status(), 401);
+    }
+    let res = c.register("x@example.com").await;
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res
+        .headers()
+        .get("retry-after")
+        .expect("Retry-After header")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+}

@@ -1,0 +1,251 @@
+//! Real HTTP and WebSocket clients for the tests: one `Client` per simulated browser, with
+//! its own session cookie, and `Ws` for a live socket that waits on frames with a timeout.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use actix_codec::Framed;
+use awc::ws::{Codec, Frame, Message};
+use awc::BoxedSocket;
+use futures_util::{SinkExt, StreamExt};
+use livepet_shared::wire::{ErrorCode, PetView, ServerMsg};
+use livepet_shared::PetId;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// One browser: a base URL and, once logged in, a session cookie.
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub cookie: Option<String>,
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Client {
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            cookie: None,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn for_port(port: u16) -> Client {
+        Client::new(&format!("http://127.0.0.1:{port}"))
+    }
+
+    fn with_cookie(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.cookie {
+            Some(c) => rb.header("Cookie", format!("livepet_session={c}")),
+            None => rb,
+        }
+    }
+
+    /// Remembers the session cookie a response sets (or clears).
+    fn keep_cookie(&mut self, res: &reqwest::Response) {
+        for v in res.headers().get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            if let Some(rest) = v.strip_prefix("livepet_session=") {
+                let value = rest.split(';').next().unwrap().to_string();
+                self.cookie = (!value.is_empty()).then_some(value);
+            }
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.with_cookie(self.http.get(format!("{}{path}", self.base)))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&mut self, path: &str, body: Value) -> reqwest::Response {
+        let res = self
+            .with_cookie(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .send()
+            .await
+            .unwrap();
+        self.keep_cookie(&res);
+        res
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        self.with_cookie(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("Content-Type", content_type)
+                .body(body),
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
+    pub async fn delete(&mut self, path: &str) -> reqwest::Response {
+        let res = self
+            .with_cookie(self.http.delete(format!("{}{path}", self.base)))
+            .send()
+            .await
+            .unwrap();
+        self.keep_cookie(&res);
+        res
+    }
+
+    pub async fn register(&mut self, email: &str) -> reqwest::Response {
+        self.post("/api/users", json!({"email": email, "password": PASSWORD}))
+            .await
+    }
+
+    /// Signs up (asserting success) and adopts one pet; returns the pet.
+    pub async fn signup_with_pet(&mut self, email: &str, pet: &str) -> PetView {
+        let res = self.register(email).await;
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+        self.adopt(pet, "cat").await
+    }
+
+    pub async fn adopt(&mut self, name: &str, species: &str) -> PetView {
+        let res = self
+            .post("/api/pets", json!({"name": name, "species": species}))
+            .await;
+        assert_eq!(res.status(), 201);
+        res.json().await.unwrap()
+    }
+
+    pub async fn treats(&self) -> u64 {
+        let me: Value = self.get("/api/me").await.json().await.unwrap();
+        me["user"]["available_treats"].as_u64().unwrap()
+    }
+
+    /// Opens /ws with this browser's cookie and its own origin.
+    pub async fn ws(&self) -> Ws {
+        let (res, framed) = self.ws_request(Some(&self.base)).connect().await.unwrap();
+        assert_eq!(res.status(), 101);
+        Ws { framed }
+    }
+
+    pub fn ws_request(&self, origin: Option<&str>) -> awc::ws::WebsocketsRequest {
+        let url = format!("{}/ws", self.base.replacen("http", "ws", 1));
+        let mut req = awc::Client::builder()
+            .max_http_version(awc::http::Version::HTTP_11)
+            .finish()
+            .ws(url)
+            .max_frame_size(1 << 20);
+        if let Some(o) = origin {
+            req = req.origin(o);
+        }
+        if let Some(c) = &self.cookie {
+            req = req.cookie(awc::cookie::Cookie::new("livepet_session", c.clone()));
+        }
+        req
+    }
+}
+
+/// A live WebSocket.
+pub struct Ws {
+    framed: Framed<BoxedSocket, Codec>,
+}
+
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What arrived: a decoded server message, or the close.
+#[derive(Debug)]
+pub enum Got {
+    Msg(ServerMsg),
+    Closed(Option<u16>),
+}
+
+impl Ws {
+    pub async fn send(&mut self, v: Value) {
+        self.framed
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_raw(&mut self, m: Message) {
+        self.framed.send(m).await.unwrap();
+    }
+
+    /// The next message or close, answering pings on the way.
+    pub async fn next(&mut self) -> Got {
+        loop {
+            let frame = tokio::time::timeout(FRAME_TIMEOUT, self.framed.next())
+                .await
+                .expect("a frame within the timeout");
+            match frame {
+                None => return Got::Closed(None),
+                Some(Err(_)) => return Got::Closed(None),
+                Some(Ok(Frame::Text(t))) => {
+                    return Got::Msg(serde_json::from_slice(&t).expect("server frames are valid"))
+                }
+                Some(Ok(Frame::Close(r))) => return Got::Closed(r.map(|r| u16::from(r.code))),
+                Some(Ok(Frame::Ping(p))) => {
+                    let _ = self.framed.send(Message::Pong(p)).await;
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    pub async fn recv(&mut self) -> ServerMsg {
+        match self.next().await {
+            Got::Msg(m) => m,
+            Got::Closed(c) => panic!("socket closed ({c:?}) while waiting for a frame"),
+        }
+    }
+
+    /// Skips frames until one matches.
+    pub async fn until<T>(&mut self, mut f: impl FnMut(&ServerMsg) -> Option<T>) -> T {
+        loop {
+            let m = self.recv().await;
+            if let Some(v) = f(&m) {
+                return v;
+            }
+        }
+    }
+
+    pub async fn pet_frame(&mut self, id: PetId) -> PetView {
+        self.until(|m| match m {
+            ServerMsg::Pet { pet } if pet.id == id => Some(pet.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn error(&mut self) -> ErrorCode {
+        self.until(|m| match m {
+            ServerMsg::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn treats(&mut self) -> u32 {
+        self.until(|m| match m {
+            ServerMsg::Treats { available } => Some(*available),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Reads the connect greeting: the active list and the treat count.
+    pub async fn greeting(&mut self) -> (Vec<PetId>, u32) {
+        let pets = self
+            .until(|m| match m {
+                ServerMsg::ActivePets { pets } => Some(pets.iter().map(|p| p.id).collect()),
+                _ => None,
+            })
+            .await;
+        (pets, self.treats().await)
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.framed.send(Message::Close(None)).await;
+    }
+}
