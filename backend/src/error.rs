@@ -135,10 +135,23 @@ impl From<diesel::result::Error> for AppError {
     }
 }
 
-/// SQLite reports a locked or read-only database only through its message.
+/// Both drivers report a lost server, a locked or read-only file only through the message.
 fn is_unavailable(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    m.contains("locked") || m.contains("readonly") || m.contains("read-only") || m.contains("busy")
+    [
+        "locked",
+        "readonly",
+        "read-only",
+        "busy",
+        "connection",
+        "terminating",
+        "server closed",
+        "shutting down",
+        "starting up",
+        "no such host",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
 }
 
 impl From<r2d2::Error> for AppError {

@@ -3,7 +3,7 @@
 //! binds before it loads, so a taken port fails fast, and reports the real port (tests bind 0).
 
 use crate::actors::persister::{Flush, FlushReport, Persister};
-use crate::actors::presence::Presence;
+use crate::actors::presence::{Presence, Shutdown};
 use crate::actors::registry::PetRegistry;
 use crate::actors::treat_refresher::TreatRefresher;
 use crate::auth::Auth;
@@ -41,6 +41,8 @@ pub struct Application {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     world: Arc<World>,
     pool: DbPool,
+    presence: Addr<Presence>,
+    shutdown_timeout: Duration,
     started_pets: usize,
 }
 
@@ -137,7 +139,7 @@ impl Application {
             world: world.clone(),
             pool: pool.clone(),
             auth,
-            presence,
+            presence: presence.clone(),
             allowed_origins: cfg.allowed_origins.clone(),
             dashboard: !cfg.no_dashboard,
             started: began,
@@ -163,6 +165,8 @@ impl Application {
             server,
             world,
             pool,
+            presence,
+            shutdown_timeout: Duration::from_secs(cfg.shutdown_timeout_s),
             started_pets,
         })
     }
@@ -200,15 +204,27 @@ impl Application {
         self.shutdown().await.map(|_| ())
     }
 
-    /// Graceful stop: stop accepting, finish requests, stop every pet, flush, done.
+    /// Graceful stop, in an order that loses nothing: stop accepting; stop every pet (no
+    /// state changes after this); let each WebSocket send what is queued and close with
+    /// "going away", so the last frame a viewer saw is the pet's final state; finish
+    /// in-flight requests (bounded by the shutdown timeout); flush everything.
     pub async fn shutdown(self) -> anyhow::Result<FlushReport> {
-        self.handle.stop(true).await;
-        let _ = self.server.await;
+        self.handle.pause().await;
         let world = self.world.clone();
         log::info!("stopping {} pet(s)", world.registry.len());
         actix_web::rt::task::spawn_blocking(move || world.registry.stop_all())
             .await
             .context("stopping arbiters")?;
+        match self.presence.send(Shutdown).await {
+            Ok(n) if n > 0 => log::info!("closing {n} WebSocket session(s)"),
+            _ => {}
+        }
+        log::info!(
+            "finishing in-flight requests (at most {} s)",
+            self.shutdown_timeout.as_secs()
+        );
+        self.handle.stop(true).await;
+        let _ = self.server.await;
         log::info!(
             "flushing every pet ({} changed since the last flush)",
             self.world.dirty.len()
@@ -219,7 +235,7 @@ impl Application {
             .send(Flush)
             .await
             .context("persister is gone")?
-            .context("final flush failed")?;
+            .context("final flush failed; unsaved pet states are lost")?;
         log::info!(
             "stopped cleanly: final flush wrote {} pet(s) in {:.3} s; ticks_total={}",
             report.rows,

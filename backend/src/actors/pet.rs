@@ -2,6 +2,7 @@
 //! state to every watching viewer (serialized once per change), marks itself dirty for the
 //! persister, and on death persists at once and stops.
 
+use crate::actors::persister::PersistNow;
 use crate::clock::now_ms;
 use crate::db::queries::PetSnapshot;
 use crate::world::{PetRecord, World};
@@ -176,18 +177,27 @@ impl PetActor {
         let at = now_ms();
         let snap = self.snapshot(at);
         self.world.dirty.mark(snap);
-        self.broadcast(at);
-        if outcome == Outcome::Died {
-            // Death is durable at once, not at the next flush. The persister handles messages
-            // in order, so this write lands after any earlier flush of an older state.
-            self.world
-                .persister
-                .do_send(crate::actors::persister::PersistNow {
-                    snapshots: vec![snap],
-                });
-            log::info!("pet {} died at age {}", self.id, self.state.age);
-            ctx.stop();
+        if outcome == Outcome::Changed {
+            self.broadcast(at);
+            return;
         }
+        // A death is written before anyone is told, so a death a viewer has seen survives
+        // a crash. The persister handles messages in order, so this write also lands after
+        // any earlier flush of an older state. Waiting holds only this pet's mailbox.
+        log::info!("pet {} died at age {}", self.id, self.state.age);
+        let persist = self.world.persister.send(PersistNow {
+            snapshots: vec![snap],
+        });
+        ctx.wait(persist.into_actor(self).map(move |res, act, ctx| {
+            if !matches!(res, Ok(Ok(()))) {
+                log::warn!(
+                    "pet {}: its death is not durable yet; the next flush retries it",
+                    act.id
+                );
+            }
+            act.broadcast(at);
+            ctx.stop();
+        }));
     }
 
     fn broadcast(&mut self, at: i64) {

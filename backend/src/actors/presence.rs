@@ -17,10 +17,20 @@ use std::time::Duration;
 /// How often pending joins/leaves go out.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
-/// A ready-made text frame for a session.
+/// What Presence tells a session.
 #[derive(Message, Clone)]
 #[rtype(result = "()")]
-pub struct Push(pub Arc<str>);
+pub enum Push {
+    /// A ready-made text frame, encoded once for every recipient.
+    Frame(Arc<str>),
+    /// The server is stopping: close with "going away" after what is already queued.
+    GoingAway,
+}
+
+/// The server is stopping: every session closes with "going away".
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Shutdown;
 
 /// A session connects; replies with the full active list.
 #[derive(Message)]
@@ -130,7 +140,7 @@ impl Presence {
     fn broadcast(&self, msg: &ServerMsg) {
         let Some(frame) = encode(msg) else { return };
         for s in self.sessions.values() {
-            s.to.do_send(Push(frame.clone()));
+            s.to.do_send(Push::Frame(frame.clone()));
         }
     }
 
@@ -260,7 +270,7 @@ impl Handler<TreatsChanged> for Presence {
             return;
         };
         for s in self.sessions.values().filter(|s| s.user == msg.user) {
-            s.to.do_send(Push(frame.clone()));
+            s.to.do_send(Push::Frame(frame.clone()));
         }
     }
 }
@@ -272,5 +282,16 @@ impl Handler<TreatsRefreshed> for Presence {
         self.broadcast(&ServerMsg::Treats {
             available: msg.available,
         });
+    }
+}
+
+impl Handler<Shutdown> for Presence {
+    type Result = usize;
+
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> usize {
+        for s in self.sessions.values() {
+            s.to.do_send(Push::GoingAway);
+        }
+        self.sessions.len()
     }
 }

@@ -478,7 +478,16 @@ impl Handler<Push> for ViewerSession {
     type Result = ();
 
     fn handle(&mut self, msg: Push, ctx: &mut Self::Context) {
-        ctx.text(&*msg.0);
+        match msg {
+            Push::Frame(json) => ctx.text(&*json),
+            Push::GoingAway => {
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Away,
+                    description: Some("server is restarting".into()),
+                }));
+                ctx.stop();
+            }
+        }
     }
 }
 

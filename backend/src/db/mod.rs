@@ -115,7 +115,7 @@ pub fn establish(url: &DbUrl) -> anyhow::Result<DbConn> {
             diesel::connection::SimpleConnection::batch_execute(
                 &mut c,
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                 PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON;",
+                 PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
             )
             .with_context(|| format!("cannot configure SQLite database {url}"))?;
             Ok(DbConn::Sqlite(c))
@@ -185,7 +185,9 @@ pub fn pool(url: &DbUrl, size: u32) -> anyhow::Result<DbPool> {
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(5))
-        .test_on_check_out(false)
+        // A connection broken by a database restart is noticed and replaced at checkout,
+        // so an outage heals by itself once the database is back.
+        .test_on_check_out(true)
         .build(DbManager { url: url.clone() })
         .with_context(|| format!("cannot open a connection pool for {url}"))
 }
