@@ -103,6 +103,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_attempts_per_minute: u32,
 
+    /// WebSocket frames a session may send per second (twice that as a burst); beyond it
+    /// frames are refused, and sustained flooding closes the socket.
+    #[arg(long, env = "LIVEPET_WS_FRAMES_PER_SECOND", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub ws_frames_per_second: u32,
+
     /// Turn off the live dashboard (`subscribe_stats` is then refused).
     #[arg(long, env = "LIVEPET_NO_DASHBOARD")]
     pub no_dashboard: bool,
@@ -126,6 +132,7 @@ impl ServeArgs {
             session_days: 30,
             // Tests sign up many users from one address; the limiter test lowers this.
             auth_attempts_per_minute: 10_000,
+            ws_frames_per_second: 50,
             no_dashboard: false,
         }
     }

@@ -31,6 +31,7 @@ pub struct AppState {
     pub presence: Addr<Presence>,
     pub allowed_origins: Vec<String>,
     pub dashboard: bool,
+    pub ws_frames_per_second: u32,
     pub started: Instant,
 }
 
@@ -142,6 +143,7 @@ impl Application {
             presence: presence.clone(),
             allowed_origins: cfg.allowed_origins.clone(),
             dashboard: !cfg.no_dashboard,
+            ws_frames_per_second: cfg.ws_frames_per_second,
             started: began,
         });
         actix_web::rt::spawn(housekeeping(state.clone()));

@@ -27,9 +27,6 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest frame accepted from a client.
 pub const MAX_FRAME: usize = 16 * 1024;
-/// Sustained frame rate allowed per session, and the burst above it.
-const FRAMES_PER_SECOND: u32 = 50;
-const FRAME_BURST: u32 = 100;
 /// Refused frames within one abuse window after which the socket is closed.
 const ABUSE_LIMIT: u32 = 200;
 const ABUSE_WINDOW: Duration = Duration::from_secs(10);
@@ -52,8 +49,10 @@ pub struct ViewerSession {
 
 impl ViewerSession {
     pub fn new(user: UserId, state: web::Data<AppState>) -> Self {
-        let rate = NonZeroU32::new(FRAMES_PER_SECOND).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(FRAME_BURST).unwrap_or(NonZeroU32::MIN);
+        // A burst of twice the sustained rate absorbs a page load's flurry of frames.
+        let per_second = state.ws_frames_per_second;
+        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(per_second.saturating_mul(2)).unwrap_or(NonZeroU32::MIN);
         ViewerSession {
             id: NEXT_VIEWER.fetch_add(1, Ordering::Relaxed),
             user,
@@ -110,7 +109,10 @@ impl ViewerSession {
             self.error(
                 ctx,
                 ErrorCode::RateLimited,
-                format!("slow down: at most {FRAMES_PER_SECOND} frames per second"),
+                format!(
+                    "slow down: at most {} frames per second",
+                    self.state.ws_frames_per_second
+                ),
             );
         }
         if self.refused >= ABUSE_LIMIT {

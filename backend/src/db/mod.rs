@@ -184,7 +184,7 @@ pub fn pool(url: &DbUrl, size: u32) -> anyhow::Result<DbPool> {
     r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(5))
+        .connection_timeout(Duration::from_secs(3))
         // A connection broken by a database restart is noticed and replaced at checkout,
         // so an outage heals by itself once the database is back.
         .test_on_check_out(true)

@@ -32,7 +32,7 @@ fn serve_exposes_health_and_growing_metrics_sqlite() {
     seed_with_binary(&db, 200);
     let server = ServerProcess::start(&db, &["--tick-ms", "50"]);
     let health = server.get("/healthz");
-    assert_eq!(health.status(), 200);
+    assert_eq!(health.status, 200);
     let first = server.wait_metric("livepet_ticks_total", Duration::from_secs(30), |v| v > 0.0);
     server.wait_metric("livepet_ticks_total", Duration::from_secs(30), |v| {
         v > first
@@ -53,8 +53,8 @@ fn serve_exposes_health_and_growing_metrics_sqlite() {
         );
     }
     let api = server.get("/api/nothing-here");
-    assert_eq!(api.status(), 404);
-    let body: serde_json::Value = api.json().unwrap();
+    assert_eq!(api.status, 404);
+    let body = api.json();
     assert_eq!(body["error"]["code"], "not_found");
 }
 

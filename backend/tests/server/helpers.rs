@@ -82,6 +82,23 @@ impl TestDb {
         &self.raw_url
     }
 
+    /// For PostgreSQL: the server's address, and this database's URL via `host:port` instead.
+    pub fn via(&self, port: u16) -> (std::net::SocketAddr, String) {
+        let (scheme, rest) = self.raw_url.split_once("://").unwrap();
+        let (creds, rest) = rest.split_once('@').unwrap();
+        let (hostport, db) = rest.split_once('/').unwrap();
+        let hostport = if hostport.contains(':') {
+            hostport.to_string()
+        } else {
+            format!("{hostport}:5432")
+        };
+        let hostport = hostport.replace("localhost", "127.0.0.1");
+        (
+            hostport.parse().unwrap(),
+            format!("{scheme}://{creds}@127.0.0.1:{port}/{db}"),
+        )
+    }
+
     pub fn conn(&self) -> db::DbConn {
         db::connect_and_migrate(&self.url).unwrap()
     }
@@ -165,14 +182,13 @@ pub fn livepet() -> Command {
 impl ServerProcess {
     /// Starts `livepet serve` on port 0 with `extra` flags and waits until it listens.
     pub fn start(db: &TestDb, extra: &[&str]) -> ServerProcess {
+        ServerProcess::start_url(db.raw_url(), extra)
+    }
+
+    /// Starts `livepet serve` against any database URL (e.g. through a proxy).
+    pub fn start_url(url: &str, extra: &[&str]) -> ServerProcess {
         let mut child = livepet()
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--database-url",
-                db.raw_url(),
-            ])
+            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", url])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -220,12 +236,16 @@ impl ServerProcess {
         self.lines.lock().unwrap().join("\n")
     }
 
-    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
-        reqwest::blocking::get(format!("{}{path}", self.base)).unwrap()
+    pub fn get(&self, path: &str) -> RawResponse {
+        raw_http(&self.base, "GET", path, None)
+    }
+
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> RawResponse {
+        raw_http(&self.base, "POST", path, Some(&body.to_string()))
     }
 
     pub fn metrics(&self) -> String {
-        self.get("/metrics").text().unwrap()
+        self.get("/metrics").body
     }
 
     /// Polls /metrics until `name` satisfies `ok`.
@@ -273,4 +293,60 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A response read by [`raw_http`].
+pub struct RawResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+/// A minimal blocking HTTP/1.1 exchange over std's TcpStream. Usable from synchronous and
+/// asynchronous tests alike (a blocking client with its own runtime is not).
+pub fn raw_http(base: &str, method: &str, path: &str, body: Option<&str>) -> RawResponse {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    RawResponse { status, body }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }

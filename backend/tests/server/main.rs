@@ -9,3 +9,5 @@ mod helpers;
 mod live;
 mod persistence;
 mod pets_api;
+mod proxy;
+mod reliability;
