@@ -21,6 +21,7 @@ pub struct Metrics {
     pub ws_errors_total: IntCounterVec,
     pub startup_seconds: Gauge,
     pub pet_restarts_total: IntCounter,
+    pub slow_viewers_dropped_total: IntCounter,
     /// When the last successful flush finished (ms since the epoch); the lag is computed from
     /// it at scrape time so it keeps growing while the database is away.
     last_flush_ok_ms: AtomicI64,
@@ -105,6 +106,11 @@ impl Metrics {
                 &r,
                 "livepet_pet_restarts_total",
                 "Pets that panicked and were restarted from their last state",
+            ),
+            slow_viewers_dropped_total: counter(
+                &r,
+                "livepet_slow_viewers_dropped_total",
+                "Viewers dropped because their client stopped reading",
             ),
             last_flush_ok_ms: AtomicI64::new(crate::clock::now_ms()),
             registry: r,

@@ -6,6 +6,7 @@ use crate::actors::persister::PersistNow;
 use crate::clock::now_ms;
 use crate::db::queries::PetSnapshot;
 use crate::world::{PetRecord, World};
+use actix::dev::SendError;
 use actix::prelude::*;
 use livepet_shared::rules::Outcome;
 use livepet_shared::wire::{PetView, ServerMsg};
@@ -223,8 +224,26 @@ impl PetActor {
             alive: self.state.alive,
             json,
         };
-        for (_, viewer) in &self.viewers {
-            viewer.do_send(frame.clone());
+        // try_send respects the session's bounded mailbox: a viewer whose client stopped
+        // reading stops being fed instead of growing server memory without bound.
+        let before = self.viewers.len();
+        let id = self.id;
+        self.viewers
+            .retain(|(viewer_id, viewer)| match viewer.try_send(frame.clone()) {
+                Ok(()) => true,
+                Err(SendError::Full(_)) => {
+                    log::info!("pet {id}: dropping viewer {viewer_id}, which is not keeping up");
+                    false
+                }
+                Err(SendError::Closed(_)) => false,
+            });
+        let dropped = before - self.viewers.len();
+        if dropped > 0 {
+            self.world.metrics.viewers.sub(dropped as i64);
+            self.world
+                .metrics
+                .slow_viewers_dropped_total
+                .inc_by(dropped as u64);
         }
     }
 

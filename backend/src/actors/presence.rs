@@ -137,10 +137,37 @@ impl Presence {
         self.metrics.active_pets.set(self.active.len() as i64);
     }
 
-    fn broadcast(&self, msg: &ServerMsg) {
+    fn broadcast(&mut self, msg: &ServerMsg) {
         let Some(frame) = encode(msg) else { return };
-        for s in self.sessions.values() {
-            s.to.do_send(Push::Frame(frame.clone()));
+        let stuck: Vec<ViewerId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.to.try_send(Push::Frame(frame.clone())).is_err())
+            .map(|(id, _)| *id)
+            .collect();
+        self.drop_stuck(stuck);
+    }
+
+    /// Forgets sessions whose mailbox is full (their client stopped reading): they get no
+    /// more frames, and the pets they showed leave the active list.
+    fn drop_stuck(&mut self, stuck: Vec<ViewerId>) {
+        for viewer in stuck {
+            log::info!("dropping session {viewer}: it is not keeping up");
+            self.metrics.slow_viewers_dropped_total.inc();
+            self.disconnect(viewer);
+        }
+    }
+
+    fn disconnect(&mut self, viewer: ViewerId) {
+        self.sessions.remove(&viewer);
+        let watched: Vec<PetId> = self
+            .active
+            .iter()
+            .filter(|(_, a)| a.viewers.contains(&viewer))
+            .map(|(id, _)| *id)
+            .collect();
+        for pet in watched {
+            self.release(viewer, pet);
         }
     }
 
@@ -213,16 +240,7 @@ impl Handler<Disconnect> for Presence {
     type Result = ();
 
     fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
-        self.sessions.remove(&msg.viewer);
-        let watched: Vec<PetId> = self
-            .active
-            .iter()
-            .filter(|(_, a)| a.viewers.contains(&msg.viewer))
-            .map(|(id, _)| *id)
-            .collect();
-        for pet in watched {
-            self.release(msg.viewer, pet);
-        }
+        self.disconnect(msg.viewer);
     }
 }
 
@@ -269,9 +287,14 @@ impl Handler<TreatsChanged> for Presence {
         }) else {
             return;
         };
-        for s in self.sessions.values().filter(|s| s.user == msg.user) {
-            s.to.do_send(Push::Frame(frame.clone()));
-        }
+        let stuck: Vec<ViewerId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.user == msg.user)
+            .filter(|(_, s)| s.to.try_send(Push::Frame(frame.clone())).is_err())
+            .map(|(id, _)| *id)
+            .collect();
+        self.drop_stuck(stuck);
     }
 }
 

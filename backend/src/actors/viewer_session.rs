@@ -30,6 +30,8 @@ pub const MAX_FRAME: usize = 16 * 1024;
 /// Refused frames within one abuse window after which the socket is closed.
 const ABUSE_LIMIT: u32 = 200;
 const ABUSE_WINDOW: Duration = Duration::from_secs(10);
+/// Frames that may wait for a session before its pets and Presence give up on it.
+const SESSION_MAILBOX: usize = 256;
 /// Dashboard stats cadence.
 const STATS_EVERY: Duration = Duration::from_secs(1);
 
@@ -359,6 +361,9 @@ impl Actor for ViewerSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Bounded on purpose: pets and Presence use try_send, so a client that stops reading
+        // (its session is then no longer polled) costs at most this many queued frames.
+        ctx.set_mailbox_capacity(SESSION_MAILBOX);
         self.metrics().ws_connections.inc();
         ctx.run_interval(HEARTBEAT, |act, ctx| {
             if act.last_seen.elapsed() > CLIENT_TIMEOUT {

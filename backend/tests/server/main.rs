@@ -6,6 +6,7 @@ mod actors;
 mod binary;
 mod client;
 mod helpers;
+mod hostile;
 mod live;
 mod persistence;
 mod pets_api;

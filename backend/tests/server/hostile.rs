@@ -1,0 +1,140 @@
+//! Hostile clients harm nobody else: clients that never read, slow-loris HTTP clients and a
+//! thousand idle connections, all at once, while a well-behaved viewer is measured.
+
+#![allow(clippy::unwrap_used)]
+
+use crate::client::Client;
+use crate::helpers::{spawn_app, wait_for, TestDb};
+use livepet_server::clock::now_ms;
+use livepet_server::metrics::Metrics;
+use livepet_shared::wire::ServerMsg;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+#[actix_rt::test]
+async fn hostile_clients_do_not_harm_a_well_behaved_viewer_sqlite() {
+    let db = TestDb::sqlite();
+    let app = spawn_app(db.serve_args()).await; // 50 ms ticks
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let addr = format!("127.0.0.1:{}", app.port());
+    let rss_before = Metrics::resident_memory_bytes();
+
+    // The well-behaved viewer.
+    let mut good = Client::new(&base);
+    let gp = good.signup_with_pet("good@example.com", "Steady").await;
+    let mut gws = good.ws().await;
+    gws.greeting().await;
+    gws.send(json!({"type":"watch","pet_id":gp.id})).await;
+    gws.pet_frame(gp.id).await;
+
+    // Never-reading clients: each watches 40 pets, then never reads a byte again.
+    let mut stuck = Vec::new();
+    for i in 0..3 {
+        let mut c = Client::new(&base);
+        c.register(&format!("stuck{i}@example.com")).await;
+        let mut ids = Vec::new();
+        for k in 0..40 {
+            ids.push(c.adopt(&format!("Heavy {i}-{k}"), "turtle").await.id);
+        }
+        let mut ws = c.ws().await;
+        for id in ids {
+            ws.send(json!({"type":"watch","pet_id":id})).await;
+        }
+        stuck.push(ws); // kept open, never polled
+    }
+
+    // Slow loris: headers a byte at a time, forever.
+    let loris: Vec<_> = (0..50)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(&addr).unwrap();
+                let _ = s.write_all(b"GET /api/me HTTP/1.1\r\nHost: x\r\n");
+                s.set_read_timeout(Some(Duration::from_millis(300)))
+                    .unwrap();
+                // Trickle until the server hangs up on us.
+                for _ in 0..200 {
+                    if s.write_all(b"X").is_err() {
+                        return true;
+                    }
+                    let mut b = [0u8; 512];
+                    match s.read(&mut b) {
+                        Ok(0) => return true,
+                        Ok(_) => return true, // an error response, then close
+                        Err(_) => {}
+                    }
+                }
+                false
+            })
+        })
+        .collect();
+
+    // A thousand connections that never send anything.
+    let idle: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+
+    // Meanwhile: the good viewer's tick-to-client latency. First read past what queued up
+    // on its socket while this thread was busy opening connections (the pong comes after it).
+    gws.send(json!({"type":"ping"})).await;
+    gws.until(|m| matches!(m, ServerMsg::Pong).then_some(()))
+        .await;
+    let mut latencies = Vec::new();
+    while latencies.len() < 150 {
+        if let ServerMsg::Pet { pet } = gws.recv().await {
+            latencies.push(now_ms() - pet.at);
+        }
+    }
+    latencies.sort_unstable();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    assert!(p99 < 100, "good viewer p99 {p99} ms under attack");
+
+    // The stuck clients were dropped instead of buffered without limit.
+    wait_for(
+        "slow viewers to be dropped",
+        Duration::from_secs(90),
+        || (app.world().metrics.slow_viewers_dropped_total.get() > 0).then_some(()),
+    )
+    .await;
+
+    // Slow loris and idle connections are cut by the server's request timeout.
+    let cut = loris
+        .into_iter()
+        .filter_map(|h| h.join().ok())
+        .filter(|hung_up| *hung_up)
+        .count();
+    assert_eq!(cut, 50, "every slow-loris connection was cut");
+    for mut s in idle.into_iter().take(50) {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut b = [0u8; 512];
+        // EOF, or a 408 response followed by EOF: the server let go either way.
+        let mut total = 0;
+        loop {
+            match s.read(&mut b) {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) => panic!("idle connection still open after 20 s: {e}"),
+            }
+        }
+        assert!(total < 512);
+    }
+
+    let rss_after = Metrics::resident_memory_bytes();
+    let growth = rss_after.saturating_sub(rss_before);
+    assert!(
+        growth < 200 * 1024 * 1024,
+        "memory grew by {} MB",
+        growth / (1024 * 1024)
+    );
+    // Still serving.
+    let res = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    eprintln!(
+        "hostile clients: good viewer p99 {p99} ms; {} slow viewers dropped; rss growth {} MB",
+        app.world().metrics.slow_viewers_dropped_total.get(),
+        growth / (1024 * 1024)
+    );
+    drop(stuck);
+}
