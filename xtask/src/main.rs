@@ -1,1 +1,63 @@
-fn main() {}
+//! `cargo xtask`: the only commands a newcomer needs.
+//!
+//! - `cargo xtask run`   installs what is missing, builds the web app and serves everything.
+//! - `cargo xtask test`  formatting, lints, the browser build and every test (CI runs this).
+//! - `cargo xtask bench` the benchmarks behind BENCHMARKS.md (not implemented yet).
+//!
+//! Everything is plain `std::process::Command`: each step prints a `==> ` line, children
+//! write straight to the terminal, and a failing step stops the run with a message saying
+//! which command failed.
+
+mod bench;
+mod pgcheck;
+mod proc;
+mod run;
+mod test;
+mod tools;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Build, run and test LivePet. Start with `cargo xtask run`, then open the URL it prints.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install missing tools, build the web app and run `livepet serve` on it.
+    ///
+    /// The first run installs the wasm32 target, trunk 0.21.14, the wasm-bindgen CLI that
+    /// matches Cargo.lock and wasm-opt (npm binaryen 132, under target/tools); later runs
+    /// reuse them. Then it builds frontend/dist with trunk and starts the server on it.
+    ///
+    /// Example: cargo xtask run -- --bind 127.0.0.1:9000 --tick-ms 1000
+    Run(run::RunArgs),
+    /// Check formatting and lints, compile the web app for the browser, run every test.
+    ///
+    /// PostgreSQL tests use LIVEPET_TEST_POSTGRES_URL (default
+    /// postgres://postgres@127.0.0.1:5432/postgres). When it cannot be reached they are
+    /// skipped with a loud warning, unless CI is set, where that is an error.
+    Test,
+    /// Run the benchmarks and write BENCHMARKS.md (not implemented yet).
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Test => test::test(),
+        Command::Bench(args) => bench::bench(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nxtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
