@@ -118,16 +118,14 @@ async fn login(
     let dummy = state.auth.dummy_hash.clone();
     let user = db(&state, move |c| {
         let found = queries::find_user_by_email(c, &email)?;
-        // Unknown email and wrong password cost the same hash verification and give the
-        // same answer, so neither the status nor the timing tells which it was.
-        Ok(match found {
-            Some(u) if auth::verify_password(&password, &u.password_hash, &dummy) => Some(u),
-            Some(_) => None,
-            None => {
-                auth::burn_verification(&password, &dummy);
-                None
-            }
-        })
+        // Unknown email and wrong password run the very same verification (against a hash
+        // no password matches when there is no user) and give the same answer, so neither
+        // the status nor the timing tells which it was.
+        let stored = found
+            .as_ref()
+            .map_or(dummy.as_str(), |u| u.password_hash.as_str());
+        let ok = auth::verify_password(&password, stored, &dummy);
+        Ok(found.filter(|_| ok))
     })
     .await?;
     match user {

@@ -12,3 +12,4 @@ mod persistence;
 mod pets_api;
 mod proxy;
 mod reliability;
+mod security;
