@@ -135,8 +135,15 @@ fn skip_postgres(why: &str) -> Option<TestDb> {
     if std::env::var_os("CI").is_some() {
         panic!("PostgreSQL is required under CI but unavailable: {why}");
     }
-    eprintln!("SKIPPED(postgres): {why}");
+    report(&format!("SKIPPED(postgres): {why}"));
     None
+}
+
+/// Writes a line straight to stderr, past the test harness's output capture, so skips and
+/// measured figures show in the CI log even when the test passes.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// Starts an in-process server.

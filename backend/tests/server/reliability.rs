@@ -199,9 +199,9 @@ async fn hard_kills_lose_at_most_one_interval(backend: Backend) {
             .unwrap())
     };
     assert_eq!(accounts as usize, rounds * 3, "every acknowledged account");
-    eprintln!(
+    crate::helpers::report(&format!(
         "hard kills: {rounds} rounds survived; largest loss {largest_loss} ticks (bound {BOUND})"
-    );
+    ));
 }
 
 #[actix_rt::test]
@@ -252,7 +252,9 @@ async fn outlive_database_outage(server: &mut ServerProcess, outage: impl FnOnce
         "logged once per state change, not per retry"
     );
     assert!(log.contains("database writes recovered"));
-    eprintln!("database outage of {outage_secs:.1} s survived; {failures} failed flushes");
+    crate::helpers::report(&format!(
+        "database outage of {outage_secs:.1} s survived; {failures} failed flushes"
+    ));
     let _ = last;
 }
 
@@ -411,5 +413,7 @@ async fn hostile_frames_never_break_a_session_or_harm_others_sqlite() {
     assert_eq!(b.age, a.age + 1);
     let res = reqwest::get(format!("{base}/healthz")).await.unwrap();
     assert_eq!(res.status(), 200);
-    eprintln!("hostile frames: {cases} random frames sent to one live session");
+    crate::helpers::report(&format!(
+        "hostile frames: {cases} random frames sent to one live session"
+    ));
 }
