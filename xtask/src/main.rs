@@ -9,6 +9,7 @@
 //! which command failed.
 
 mod bench;
+mod fuzz;
 mod pgcheck;
 mod proc;
 mod run;

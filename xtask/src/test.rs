@@ -77,6 +77,7 @@ pub fn test() -> Result<()> {
 /// browser/end-to-end tests (chromium + chromedriver) and `cargo xtask bench --quick`.
 /// Each should print its own `==> ` step line and return an error on failure.
 fn later_suites() -> Result<()> {
+    crate::fuzz::fuzz_briefly()?;
     Ok(())
 }
 
