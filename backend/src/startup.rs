@@ -282,15 +282,25 @@ async fn housekeeping(state: web::Data<AppState>) {
     }
 }
 
-/// Flushes every interval; after a failure, retries sooner with capped exponential backoff.
+/// Flushes every interval. After a failure it retries after 0.5 s, then 1 s, 2 s, … (capped
+/// at the interval), so a returning database is caught up quickly without being hammered.
 async fn persist_loop(persister: Addr<Persister>, every: Duration) {
+    const FIRST_RETRY: Duration = Duration::from_millis(500);
     let mut wait = every;
+    let mut backoff = FIRST_RETRY;
     loop {
         actix_web::rt::time::sleep(wait).await;
         wait = match persister.send(Flush).await {
-            Ok(Ok(_)) => every,
-            Ok(Err(_)) => (wait / 2).max(Duration::from_millis(500)).min(every),
-            Err(_) => return, // persister stopped: shutting down
+            Ok(Ok(_)) => {
+                backoff = FIRST_RETRY;
+                every
+            }
+            Ok(Err(_)) => {
+                let retry = backoff.min(every);
+                backoff = backoff.saturating_mul(2);
+                retry
+            }
+            Err(_) => return, // the persister is gone: shutting down
         };
     }
 }
