@@ -164,3 +164,56 @@ async fn oversized_and_deeply_nested_json_get_clear_errors_sqlite() {
     ws.until(|m| matches!(m, ServerMsg::Pong).then_some(()))
         .await;
 }
+
+/// Random and mutated bodies for every JSON endpoint: always a JSON answer with a 2xx or a
+/// 4xx code, never a 5xx, never an HTML page, and the server keeps serving.
+#[actix_rt::test]
+async fn random_api_bodies_never_break_the_server_sqlite() {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let db = TestDb::sqlite();
+    let app = spawn_app(db.serve_args()).await;
+    let mut c = Client::for_port(app.port());
+    c.register("fuzz@example.com").await;
+    let value = prop_oneof![
+        Just(json!(null)),
+        any::<i64>().prop_map(|i| json!(i)),
+        any::<bool>().prop_map(|b| json!(b)),
+        ".{0,40}".prop_map(|s| json!(s)),
+        Just(json!([])),
+        Just(json!({})),
+    ];
+    let body = prop_oneof![
+        ".{0,300}",
+        (value.clone(), value.clone())
+            .prop_map(|(a, b)| json!({"email": a, "password": b}).to_string()),
+        (value.clone(), value).prop_map(|(a, b)| json!({"name": a, "species": b}).to_string()),
+    ];
+    let paths = ["/api/users", "/api/session", "/api/pets"];
+    let mut runner = TestRunner::deterministic();
+    let cases = 300;
+    for i in 0..cases {
+        let text = body.new_tree(&mut runner).unwrap().current();
+        let path = paths[i % paths.len()];
+        let res = c
+            .post_raw(path, "application/json", text.clone().into_bytes())
+            .await;
+        let status = res.status().as_u16();
+        assert!(
+            (200..300).contains(&status) || (400..500).contains(&status),
+            "{path} answered {status} to {text:?}"
+        );
+        if status >= 400 {
+            let body: Value = res.json().await.unwrap();
+            assert!(body["error"]["code"].is_string(), "{path}: {body}");
+        }
+    }
+    let res = c.get("/api/me").await;
+    assert_eq!(res.status(), 200);
+    crate::helpers::report(&format!(
+        "api fuzz: {cases} random bodies across {} endpoints",
+        paths.len()
+    ));
+}
