@@ -346,11 +346,24 @@ impl Handler<Watch> for PetActor {
         if msg.by != self.owner {
             return Err(PetError::NotOwner);
         }
+        let view = self.view(now_ms());
+        // The first frame travels the same road as every later one (this pet's sends to the
+        // viewer's mailbox, in order), so a newer tick can never arrive before it.
+        match serde_json::to_string(&ServerMsg::Pet { pet: view.clone() }) {
+            Ok(json) => {
+                let _ = msg.to.try_send(PetFrame {
+                    pet_id: self.id,
+                    alive: self.state.alive,
+                    json: json.into(),
+                });
+            }
+            Err(e) => log::error!("pet {}: cannot encode state: {e}", self.id),
+        }
         if !self.viewers.iter().any(|(v, _)| *v == msg.viewer) {
             self.viewers.push((msg.viewer, msg.to));
             self.world.metrics.viewers.inc();
         }
-        Ok(self.view(now_ms()))
+        Ok(view)
     }
 }
 

@@ -159,6 +159,7 @@ impl ViewerSession {
         let addr = pet.clone();
         ctx.spawn(async move { pet.send(watch).await }.into_actor(self).map(
             move |res, act, ctx| match res {
+                // The pet itself sent the first frame, in order with its later ones.
                 Ok(Ok(view)) => {
                     act.watching.insert(pet_id, addr);
                     act.state.presence.do_send(Join {
@@ -166,11 +167,10 @@ impl ViewerSession {
                         owner: act.user,
                         pet: ActivePet {
                             id: view.id,
-                            name: view.name.clone(),
+                            name: view.name,
                             species: view.species,
                         },
                     });
-                    act.send(ctx, &ServerMsg::Pet { pet: view });
                 }
                 Ok(Err(e)) => act.pet_error(e, ctx),
                 // It died between the lookup and the message: show its stored state.
