@@ -98,9 +98,9 @@ async fn hard_kills_lose_at_most_one_interval(backend: Backend) {
     let Some(db) = TestDb::new(backend) else {
         return;
     };
-    const TICK_MS: u64 = 20;
-    const PERSIST_MS: u64 = 200;
-    // Ticks in one persist interval, plus one for a flush in progress and one in flight.
+    const TICK_MS: u64 = 50;
+    const PERSIST_MS: u64 = 500;
+    // Ticks in one persist interval, plus two for the flush itself and scheduling delays.
     const BOUND: u32 = (PERSIST_MS / TICK_MS) as u32 + 2;
     let rounds = 4;
     let mut rng_state = 0x2545_f491_4f6c_dd1du64;
@@ -118,9 +118,9 @@ async fn hard_kills_lose_at_most_one_interval(backend: Backend) {
             &db,
             &[
                 "--tick-ms",
-                "20",
+                &TICK_MS.to_string(),
                 "--persist-ms",
-                "200",
+                &PERSIST_MS.to_string(),
                 "--death-age",
                 "150",
                 "--auth-attempts-per-minute",
