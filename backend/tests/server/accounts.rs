@@ -125,15 +125,7 @@ async fn account_flows(backend: Backend) {
     assert_eq!(res.status(), 200, "session survives a restart");
 }
 
-#[actix_rt::test]
-async fn account_flows_sqlite() {
-    account_flows(Backend::Sqlite).await;
-}
-
-#[actix_rt::test]
-async fn account_flows_postgres() {
-    account_flows(Backend::Postgres).await;
-}
+on_both_databases!(async account_flows);
 
 #[actix_rt::test]
 async fn login_and_registration_are_rate_limited_sqlite() {

@@ -92,15 +92,7 @@ fn sigterm_flushes_every_tick(backend: Backend) {
     }
 }
 
-#[test]
-fn sigterm_flushes_every_tick_sqlite() {
-    sigterm_flushes_every_tick(Backend::Sqlite);
-}
-
-#[test]
-fn sigterm_flushes_every_tick_postgres() {
-    sigterm_flushes_every_tick(Backend::Postgres);
-}
+on_both_databases!(blocking sigterm_flushes_every_tick);
 
 /// Runs the binary and expects a non-zero exit with an `error:` line mentioning `needle`.
 fn fails_clearly(args: &[&str], needle: &str) {

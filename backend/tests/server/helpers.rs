@@ -13,6 +13,37 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Declares one test per database for a scenario `fn name(backend: Backend)`:
+/// `name::sqlite` and `name::postgres` (the names the test summary counts by).
+macro_rules! on_both_databases {
+    (async $scenario:ident) => {
+        mod $scenario {
+            #[actix_rt::test]
+            async fn sqlite() {
+                super::$scenario($crate::helpers::Backend::Sqlite).await;
+            }
+
+            #[actix_rt::test]
+            async fn postgres() {
+                super::$scenario($crate::helpers::Backend::Postgres).await;
+            }
+        }
+    };
+    (blocking $scenario:ident) => {
+        mod $scenario {
+            #[test]
+            fn sqlite() {
+                super::$scenario($crate::helpers::Backend::Sqlite);
+            }
+
+            #[test]
+            fn postgres() {
+                super::$scenario($crate::helpers::Backend::Postgres);
+            }
+        }
+    };
+}
+
 /// Which backend a test runs on; test names end in `_sqlite` / `_postgres` so the test
 /// summary can count both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -109,15 +109,7 @@ async fn live_story(backend: Backend) {
     sees_leave(&mut b2, pa.id).await;
 }
 
-#[actix_rt::test]
-async fn live_story_sqlite() {
-    live_story(Backend::Sqlite).await;
-}
-
-#[actix_rt::test]
-async fn live_story_postgres() {
-    live_story(Backend::Postgres).await;
-}
+on_both_databases!(async live_story);
 
 #[actix_rt::test]
 async fn death_reaches_viewers_and_leaves_the_list_sqlite() {

@@ -90,15 +90,7 @@ async fn round_trip(backend: Backend) {
     }
 }
 
-#[actix_rt::test]
-async fn persistence_round_trip_sqlite() {
-    round_trip(Backend::Sqlite).await;
-}
-
-#[actix_rt::test]
-async fn persistence_round_trip_postgres() {
-    round_trip(Backend::Postgres).await;
-}
+on_both_databases!(async round_trip);
 
 async fn death_beats_stale_snapshots(backend: Backend) {
     let Some(db) = TestDb::new(backend) else {
@@ -125,12 +117,4 @@ async fn death_beats_stale_snapshots(backend: Backend) {
     assert_eq!(app.started_pets(), 0);
 }
 
-#[actix_rt::test]
-async fn deaths_are_durable_sqlite() {
-    death_beats_stale_snapshots(Backend::Sqlite).await;
-}
-
-#[actix_rt::test]
-async fn deaths_are_durable_postgres() {
-    death_beats_stale_snapshots(Backend::Postgres).await;
-}
+on_both_databases!(async death_beats_stale_snapshots);

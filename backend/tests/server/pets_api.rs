@@ -112,15 +112,7 @@ async fn pets_api(backend: Backend) {
     assert_eq!(mine.len(), 3);
 }
 
-#[actix_rt::test]
-async fn pets_api_sqlite() {
-    pets_api(Backend::Sqlite).await;
-}
-
-#[actix_rt::test]
-async fn pets_api_postgres() {
-    pets_api(Backend::Postgres).await;
-}
+on_both_databases!(async pets_api);
 
 #[actix_rt::test]
 async fn a_dead_pet_is_served_from_storage_sqlite() {

@@ -82,15 +82,7 @@ async fn graceful_stop_matches_what_viewers_saw(backend: Backend) {
     assert_eq!(seen.len(), 6);
 }
 
-#[actix_rt::test]
-async fn graceful_stop_matches_what_viewers_saw_sqlite() {
-    graceful_stop_matches_what_viewers_saw(Backend::Sqlite).await;
-}
-
-#[actix_rt::test]
-async fn graceful_stop_matches_what_viewers_saw_postgres() {
-    graceful_stop_matches_what_viewers_saw(Backend::Postgres).await;
-}
+on_both_databases!(async graceful_stop_matches_what_viewers_saw);
 
 /// Rounds of kill -9 at a random moment (after a random number of observed ticks), each
 /// followed by checks straight from the database.
@@ -204,15 +196,7 @@ async fn hard_kills_lose_at_most_one_interval(backend: Backend) {
     ));
 }
 
-#[actix_rt::test]
-async fn hard_kills_lose_at_most_one_interval_sqlite() {
-    hard_kills_lose_at_most_one_interval(Backend::Sqlite).await;
-}
-
-#[actix_rt::test]
-async fn hard_kills_lose_at_most_one_interval_postgres() {
-    hard_kills_lose_at_most_one_interval(Backend::Postgres).await;
-}
+on_both_databases!(async hard_kills_lose_at_most_one_interval);
 
 /// The world keeps ticking while the database is away, then catches up completely.
 async fn outlive_database_outage(server: &mut ServerProcess, outage: impl FnOnce(&ServerProcess)) {
