@@ -8,6 +8,9 @@ pub struct Metrics {
     registry: Registry,
     pub pets_alive: IntGauge,
     pub ticks_total: IntCounter,
+    /// Pets that have ticked at least once in this process: with `pets_alive`, it tells when
+    /// a start is complete (every pet live and ticking), which the benchmarks time.
+    pub first_ticks_total: IntCounter,
     pub persisted_total: IntCounter,
     pub persist_seconds: Gauge,
     pub persist_rows: IntGauge,
@@ -70,6 +73,11 @@ impl Metrics {
         Metrics {
             pets_alive: int_gauge(&r, "livepet_pets_alive", "Pet actors alive and ticking"),
             ticks_total: counter(&r, "livepet_ticks_total", "Pet ticks applied"),
+            first_ticks_total: counter(
+                &r,
+                "livepet_first_ticks_total",
+                "Pets that have ticked at least once since this process started",
+            ),
             persisted_total: counter(&r, "livepet_persisted_total", "Pet snapshots written"),
             persist_seconds: gauge(&r, "livepet_persist_seconds", "Duration of the last flush"),
             persist_rows: int_gauge(&r, "livepet_persist_rows", "Rows written by the last flush"),

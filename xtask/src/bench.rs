@@ -1,20 +1,682 @@
-//! `cargo xtask bench`: the benchmarks behind BENCHMARKS.md. Not written yet; the command
-//! exists so the CLI, the README and CI can already name it.
+//! `cargo xtask bench`: builds the release binaries, runs every measure in a fresh process
+//! on a fresh database, and writes BENCHMARKS.md: the machine, the command, and one table
+//! with the project's figures, the floor's (a bare actix actor, measured in the same run),
+//! their ratio and DESIGN.md's targets.
+//!
+//! Measures: idle (startup, memory, tick CPU at each N), floor (the same for bare actors),
+//! persist (a full flush on SQLite and PostgreSQL with tick latency during it), viewers
+//! (WebSocket load at M viewers with N pets), http (GET /api/pets/{id}), web (wasm size and
+//! first paint). `--quick` shrinks everything to keep the harness honest in CI.
 
-use anyhow::{bail, Result};
+use crate::bench_report::{self, Results};
+use crate::bench_sys::{self, now_ms, CpuMeter, Machine, Metrics, PgDb, Proc};
+use crate::proc::{self, step};
+use anyhow::{bail, Context as _, Result};
 use clap::Args;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub const MEASURES: [&str; 6] = ["idle", "floor", "persist", "viewers", "http", "web"];
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// A short run with small numbers, meant for CI (once benchmarks exist).
+    /// Small N and M and short windows (under two minutes once built): keeps the harness
+    /// from rotting in CI. Writes target/bench/quick/BENCHMARKS.md, not the repository's.
     #[arg(long)]
-    quick: bool,
+    pub quick: bool,
+    /// The largest pet count (also used for persist, viewers and http). Default 1,000,000.
+    #[arg(long)]
+    pub pets: Option<u64>,
+    /// The largest viewer count. Default 10,000.
+    #[arg(long)]
+    pub viewers: Option<usize>,
+    /// Run only these measures (comma-separated): idle, floor, persist, viewers, http, web.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Where to write the report (default: BENCHMARKS.md for a full run, else under
+    /// target/bench/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Seconds of each CPU window (default 60; 5 with --quick).
+    #[arg(long)]
+    pub cpu_window_s: Option<f64>,
+}
+
+impl BenchArgs {
+    /// `--quick` and nothing else: what `cargo xtask test` runs so the harness cannot rot.
+    pub fn quick() -> BenchArgs {
+        BenchArgs {
+            quick: true,
+            pets: None,
+            viewers: None,
+            only: Vec::new(),
+            out: None,
+            cpu_window_s: None,
+        }
+    }
+}
+
+/// Sizes and durations of one run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub quick: bool,
+    pub pet_sizes: Vec<u64>,
+    pub pets: u64,
+    pub viewer_sizes: Vec<usize>,
+    pub cpu_window_s: f64,
+    pub tick_ms: u64,
+    pub viewer_window_s: f64,
+    pub persist_viewers: usize,
+    pub http_window_s: f64,
+    pub paint_runs: usize,
+}
+
+impl Plan {
+    fn new(args: &BenchArgs) -> Plan {
+        let quick = args.quick;
+        let pets = args.pets.unwrap_or(if quick { 20_000 } else { 1_000_000 });
+        let viewers = args.viewers.unwrap_or(if quick { 50 } else { 10_000 });
+        // A quick run measures one size of each: it checks the harness, not the scaling.
+        let mut pet_sizes = if quick {
+            vec![pets]
+        } else {
+            vec![pets.min(100_000), pets]
+        };
+        pet_sizes.dedup();
+        let mut viewer_sizes = if quick {
+            vec![viewers]
+        } else {
+            vec![viewers.min(1_000), viewers]
+        };
+        viewer_sizes.dedup();
+        Plan {
+            quick,
+            pet_sizes,
+            pets,
+            viewer_sizes,
+            cpu_window_s: args.cpu_window_s.unwrap_or(if quick { 3.0 } else { 60.0 }),
+            // The design's tick. With 10,000 viewers it yields 2,000 samples a second.
+            tick_ms: if quick { 1_000 } else { 5_000 },
+            viewer_window_s: if quick { 4.0 } else { 60.0 },
+            persist_viewers: viewers.min(if quick { 20 } else { 1_000 }),
+            http_window_s: if quick { 3.0 } else { 30.0 },
+            paint_runs: if quick { 1 } else { 5 },
+        }
+    }
+}
+
+/// Paths and binaries shared by the measures.
+pub struct Ctx {
+    pub plan: Plan,
+    pub dir: PathBuf,
+    pub livepet: PathBuf,
+    pub load: PathBuf,
+    pub floor: PathBuf,
+    pub pg_admin: Option<String>,
+    pub pg_note: Option<String>,
 }
 
 pub fn bench(args: BenchArgs) -> Result<()> {
+    for m in &args.only {
+        if !MEASURES.contains(&m.as_str()) {
+            bail!(
+                "unknown measure `{m}` in --only; pick from {}",
+                MEASURES.join(", ")
+            );
+        }
+    }
+    let plan = Plan::new(&args);
+    let began = Instant::now();
+    let command = std::iter::once("cargo xtask bench".to_string())
+        .chain(std::env::args().skip(2))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let run_name = if plan.quick {
+        "quick".to_string()
+    } else {
+        format!("run-{}", now_ms())
+    };
+    let dir = proc::target_dir().join("bench").join(run_name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        if plan.quick || !args.only.is_empty() {
+            dir.join("BENCHMARKS.md")
+        } else {
+            proc::root().join("BENCHMARKS.md")
+        }
+    });
+
+    step(format!(
+        "cargo xtask bench{}: building the release binaries (livepet, livepet-load, livepet-floor)",
+        if plan.quick { " --quick" } else { "" }
+    ));
+    proc::run(proc::cargo().args(["build", "--release", "-p", "livepet-server", "--bins"]))?;
+    let bin = proc::target_dir().join("release");
+    let (pg_admin, pg_note) = postgres();
+    let ctx = Ctx {
+        plan: plan.clone(),
+        dir: dir.clone(),
+        livepet: bin.join("livepet"),
+        load: bin.join("livepet-load"),
+        floor: bin.join("livepet-floor"),
+        pg_admin,
+        pg_note,
+    };
+    let machine = Machine::describe();
+    let mut results = Results::new(&plan, &machine, &command);
+    let wanted = |m: &str| args.only.is_empty() || args.only.iter().any(|o| o == m);
+
+    if wanted("idle") {
+        for &n in &plan.pet_sizes {
+            step(format!(
+                "idle world: startup, memory and tick CPU at {n} pets"
+            ));
+            results.idle.push((n, idle_world(&ctx, n)?));
+        }
+    }
+    if wanted("floor") {
+        for &n in &plan.pet_sizes {
+            step(format!("floor: {n} bare actix actors"));
+            results.floor.push((n, floor(&ctx, n)?));
+        }
+    }
+    if wanted("persist") {
+        step(format!(
+            "persist: full flush of {} pets on SQLite",
+            plan.pets
+        ));
+        results.persist_sqlite = Some(persist(&ctx, None)?);
+        match &ctx.pg_admin {
+            Some(admin) => {
+                step(format!(
+                    "persist: full flush of {} pets on PostgreSQL",
+                    plan.pets
+                ));
+                results.persist_pg = Some(persist(&ctx, Some(admin))?);
+            }
+            None => results.notes.push(format!(
+                "persist on PostgreSQL skipped: {}",
+                ctx.pg_note.clone().unwrap_or_default()
+            )),
+        }
+    }
+    if wanted("viewers") {
+        for &m in &plan.viewer_sizes {
+            step(format!(
+                "viewers: {m} WebSocket viewers with {} pets",
+                plan.pets
+            ));
+            results.viewers.push((m, viewers(&ctx, m)?));
+        }
+    }
+    if wanted("http") {
+        step("http: GET /api/pets/{id}, 64 keep-alive clients");
+        results.http = Some(http(&ctx)?);
+    }
+    if wanted("web") {
+        step("web: wasm size and first paint");
+        results.web = Some(crate::bench_web::measure(&ctx)?);
+    }
+    results.seconds = began.elapsed().as_secs_f64();
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&results.json())?,
+    )?;
+    let text = bench_report::render(&results, &out)?;
+    std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
+    println!("{}", bench_report::table_only(&text));
+    step(format!(
+        "wrote {} in {:.0} s (logs and raw results in {})",
+        out.display(),
+        results.seconds,
+        dir.display()
+    ));
+    results.check_harness()
+}
+
+/// The PostgreSQL server for the persist measure, if one answers.
+fn postgres() -> (Option<String>, Option<String>) {
+    let url = std::env::var("LIVEPET_BENCH_POSTGRES_URL")
+        .or_else(|_| std::env::var("LIVEPET_TEST_POSTGRES_URL"))
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| crate::pgcheck::DEFAULT_URL.to_owned());
+    if bench_sys::output(Command::new("psql").arg("--version")).is_none() {
+        return (None, Some("psql is not installed".into()));
+    }
+    match crate::pgcheck::check_reachable(&url) {
+        Ok(()) => (Some(url), None),
+        Err(e) => (None, Some(format!("{url} is not usable: {e:#}"))),
+    }
+}
+
+/// A fresh SQLite database path for one measure.
+fn sqlite_url(ctx: &Ctx, tag: &str) -> String {
+    format!("sqlite://{}", ctx.dir.join(format!("{tag}.db")).display())
+}
+
+/// `livepet seed --pets n`; returns seconds.
+fn seed(ctx: &Ctx, db_url: &str, n: u64, tag: &str) -> Result<f64> {
+    let t = Instant::now();
+    let mut cmd = Command::new(&ctx.livepet);
+    cmd.args(["seed", "--pets", &n.to_string(), "--database-url", db_url])
+        .env("RUST_LOG", "warn");
+    let mut p = Proc::spawn(
+        "livepet seed",
+        &cmd,
+        &ctx.dir.join(format!("{tag}-seed.log")),
+    )?;
+    let status = p.child.wait()?;
+    if !status.success() {
+        bail!("livepet seed failed ({status}); {}", p.tail());
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// A running `livepet serve` and its address.
+pub struct Server {
+    pub proc: Proc,
+    pub addr: String,
+}
+
+/// Starts `livepet serve` on a free port and waits until it listens.
+pub fn serve(ctx: &Ctx, db_url: &str, tag: &str, extra: &[&str]) -> Result<Server> {
+    let mut cmd = Command::new(&ctx.livepet);
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--database-url", db_url])
+        .args(["--tick-ms", &ctx.plan.tick_ms.to_string()])
+        // Sign-ups come from one address, far faster than the default 10 a minute.
+        .args(["--auth-attempts-per-minute", "100000000"])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .current_dir(proc::root());
+    let mut p = Proc::spawn(
+        "livepet serve",
+        &cmd,
+        &ctx.dir.join(format!("{tag}-serve.log")),
+    )?;
+    let addr = p.wait_for(Duration::from_secs(600), |l| {
+        l.split_once("listening on http://")
+            .map(|(_, a)| a.trim().to_owned())
+    })?;
+    Ok(Server { proc: p, addr })
+}
+
+/// Polls /metrics until `livepet_pets_alive` and `livepet_first_ticks_total` reach `n`;
+/// returns seconds since the process started.
+fn wait_all_ticked(server: &mut Server, n: u64, timeout: Duration) -> Result<f64> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        server.proc.drain();
+        server.proc.check_alive()?;
+        let m = Metrics::scrape(&server.addr)?;
+        let alive = m.need("livepet_pets_alive")?;
+        let ticked = m.need("livepet_first_ticks_total")?;
+        if alive >= n as f64 && ticked >= n as f64 {
+            return Ok(server.proc.began.elapsed().as_secs_f64());
+        }
+        if Instant::now() > deadline {
+            bail!("after {timeout:?}: {alive} pets alive, {ticked} ticked once, of {n}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Startup, memory and tick CPU of one idle world.
+#[derive(Debug, Clone, Default)]
+pub struct Idle {
+    pub seed_s: f64,
+    pub alive_s: f64,
+    pub ticked_s: f64,
+    pub rss_bytes: u64,
+    pub rss_metrics_bytes: u64,
+    pub cpu_percent: f64,
+    pub window_s: f64,
+}
+
+fn idle_world(ctx: &Ctx, n: u64) -> Result<Idle> {
+    let tag = format!("idle-{n}");
+    let db = sqlite_url(ctx, &tag);
+    let seed_s = seed(ctx, &db, n, &tag)?;
+    let mut server = serve(ctx, &db, &tag, &[])?;
+    let ticked_s = wait_all_ticked(&mut server, n, Duration::from_secs(600))?;
+    let m = Metrics::scrape(&server.addr)?;
+    let alive_s = m.need("livepet_startup_seconds")?;
+    let (cpu_percent, window_s) = idle_window(ctx, server.proc.pid(), &mut server.proc)?;
+    let rss_bytes = bench_sys::rss_bytes(server.proc.pid())?;
+    let rss_metrics_bytes =
+        Metrics::scrape(&server.addr)?.need("process_resident_memory_bytes")? as u64;
+    server.proc.kill();
+    let _ = std::fs::remove_file(ctx.dir.join(format!("{tag}.db")));
+    let r = Idle {
+        seed_s,
+        alive_s,
+        ticked_s,
+        rss_bytes,
+        rss_metrics_bytes,
+        cpu_percent,
+        window_s,
+    };
+    println!("    {r:?}");
+    Ok(r)
+}
+
+/// After one settling tick period, CPU % of one core over the window.
+fn idle_window(ctx: &Ctx, pid: u32, p: &mut Proc) -> Result<(f64, f64)> {
+    std::thread::sleep(Duration::from_millis(ctx.plan.tick_ms));
+    let meter = CpuMeter::start(pid)?;
+    let t = Instant::now();
+    while t.elapsed().as_secs_f64() < ctx.plan.cpu_window_s {
+        std::thread::sleep(Duration::from_millis(200));
+        p.drain();
+        p.check_alive()?;
+    }
+    Ok((meter.percent()?, t.elapsed().as_secs_f64()))
+}
+
+fn floor(ctx: &Ctx, n: u64) -> Result<Idle> {
+    let mut cmd = Command::new(&ctx.floor);
+    cmd.args([
+        "--actors",
+        &n.to_string(),
+        "--tick-ms",
+        &ctx.plan.tick_ms.to_string(),
+    ]);
+    let mut p = Proc::spawn(
+        "livepet-floor",
+        &cmd,
+        &ctx.dir.join(format!("floor-{n}.log")),
+    )?;
+    let secs = |l: &str, tag: &str| {
+        l.strip_prefix(tag)
+            .and_then(|r| r.split_whitespace().nth(1))
+            .and_then(|s| s.parse::<f64>().ok())
+    };
+    let alive_s = p.wait_for(Duration::from_secs(600), |l| secs(l, "STARTED "))?;
+    let ticked_s = p.wait_for(Duration::from_secs(600), |l| secs(l, "TICKED "))?;
+    let pid = p.pid();
+    let (cpu_percent, window_s) = idle_window(ctx, pid, &mut p)?;
+    let rss_bytes = bench_sys::rss_bytes(pid)?;
+    p.kill();
+    let r = Idle {
+        seed_s: 0.0,
+        alive_s,
+        ticked_s,
+        rss_bytes,
+        rss_metrics_bytes: 0,
+        cpu_percent,
+        window_s,
+    };
+    println!("    {r:?}");
+    Ok(r)
+}
+
+/// One full flush of N dirty pets, with the tick latency viewers saw during it.
+#[derive(Debug, Clone, Default)]
+pub struct Persist {
+    pub rows: u64,
+    pub seconds: f64,
+    pub seed_s: f64,
+    pub viewers: usize,
+    pub latency_during: Value,
+    pub latency_outside: Value,
+    /// Interval between two ticks of a pet minus the period, for ticks during the flush.
+    pub lateness_during: Value,
+    pub load: Value,
+}
+
+fn persist(ctx: &Ctx, pg_admin: Option<&str>) -> Result<Persist> {
+    let n = ctx.plan.pets;
+    let (tag, pg) = match pg_admin {
+        Some(admin) => (
+            "persist-pg".to_string(),
+            Some(PgDb::create(admin, "persist")?),
+        ),
+        None => ("persist-sqlite".to_string(), None),
+    };
+    let db = match &pg {
+        Some(pg) => pg.url.clone(),
+        None => sqlite_url(ctx, &tag),
+    };
+    let seed_s = seed(ctx, &db, n, &tag)?;
+    // Flush every tick + 15 s: the first flush finds every pet dirty, and the viewers have
+    // time to connect before it. Later flushes find every pet dirty again.
+    let persist_ms = ctx.plan.tick_ms + if ctx.plan.quick { 2_000 } else { 15_000 };
+    let mut server = serve(ctx, &db, &tag, &["--persist-ms", &persist_ms.to_string()])?;
+    let m = ctx.plan.persist_viewers;
+    let samples = ctx.dir.join(format!("{tag}-samples.txt"));
+    // Long enough to cover two flushes whatever the connection ramp took.
+    let duration = (2 * persist_ms + ctx.plan.tick_ms) as f64 / 1000.0
+        + if ctx.plan.quick { 1.0 } else { 10.0 };
+    let mut load = load_viewers(ctx, &server, m, duration, 0.0, Some(&samples), &tag)?;
+    let (w_start, w_end) = load.proc.wait_for(Duration::from_secs(900), window_line)?;
+    // Watch flushes; take the first one with every pet that began inside the window.
+    let mut last_total = Metrics::scrape(&server.addr)?.need("livepet_persisted_total")?;
+    let mut found = None;
+    while now_ms() < w_end {
+        std::thread::sleep(Duration::from_millis(50));
+        server.proc.drain();
+        server.proc.check_alive()?;
+        let m = Metrics::scrape(&server.addr)?;
+        let total = m.need("livepet_persisted_total")?;
+        if total > last_total {
+            last_total = total;
+            let rows = m.need("livepet_persist_rows")?;
+            let secs = m.need("livepet_persist_seconds")?;
+            let end = now_ms();
+            let start = end - (secs * 1000.0) as i64 - 50;
+            if rows >= n as f64 && start >= w_start && found.is_none() {
+                found = Some((rows as u64, secs, start, end));
+            }
+        }
+    }
+    let report = load.result()?;
+    server.proc.kill();
+    drop(pg);
+    let Some((rows, seconds, f_start, f_end)) = found else {
+        bail!(
+            "no flush of {n} pets happened inside the measured window ({tag}); see {}",
+            server.proc.log.display()
+        );
+    };
+    let text = std::fs::read_to_string(&samples).unwrap_or_default();
+    let (mut during, mut outside, mut late) = (Vec::new(), Vec::new(), Vec::new());
+    let tick = ctx.plan.tick_ms as f64;
+    for line in text.lines() {
+        let mut it = line
+            .split_whitespace()
+            .filter_map(|v| v.parse::<f64>().ok());
+        if let (Some(at), Some(ms), Some(interval)) = (it.next(), it.next(), it.next()) {
+            let at = at as i64;
+            if at >= f_start && at <= f_end {
+                during.push(ms);
+                if interval >= 0.0 {
+                    late.push(interval - tick);
+                }
+            } else {
+                outside.push(ms);
+            }
+        }
+    }
+    let r = Persist {
+        rows,
+        seconds,
+        seed_s,
+        viewers: m,
+        latency_during: percentiles(during),
+        latency_outside: percentiles(outside),
+        lateness_during: percentiles(late),
+        load: report,
+    };
     println!(
-        "==> cargo xtask bench{}",
-        if args.quick { " --quick" } else { "" }
+        "    flush {} rows in {:.2} s; tick latency during p99 {} ms, outside p99 {} ms",
+        r.rows, r.seconds, r.latency_during["p99"], r.latency_outside["p99"]
     );
-    bail!("not implemented yet: the benchmarks (1M pets, memory, start time, WebSocket load) and BENCHMARKS.md come in a later change")
+    Ok(r)
+}
+
+fn window_line(l: &str) -> Option<(i64, i64)> {
+    let mut it = l.strip_prefix("WINDOW ")?.split_whitespace();
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+pub fn percentiles(mut v: Vec<f64>) -> Value {
+    if v.is_empty() {
+        return serde_json::json!({"count": 0});
+    }
+    v.sort_by(f64::total_cmp);
+    let at = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    serde_json::json!({"count": v.len(), "p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": v[v.len() - 1]})
+}
+
+/// A running load generator.
+struct Load {
+    proc: Proc,
+}
+
+impl Load {
+    /// Waits for its RESULT line and parses it.
+    fn result(&mut self) -> Result<Value> {
+        let json = self.proc.wait_for(Duration::from_secs(1800), |l| {
+            l.strip_prefix("RESULT ").map(str::to_owned)
+        })?;
+        let status = self.proc.child.wait()?;
+        if !status.success() {
+            bail!("livepet-load failed ({status}); {}", self.proc.tail());
+        }
+        serde_json::from_str(&json).context("parsing livepet-load's RESULT")
+    }
+}
+
+fn load_viewers(
+    ctx: &Ctx,
+    server: &Server,
+    m: usize,
+    duration_s: f64,
+    warmup_s: f64,
+    samples: Option<&Path>,
+    tag: &str,
+) -> Result<Load> {
+    // Ten pets per user: 10,000 sign-ups would cost the server 10,000 argon2 hashes.
+    let users = m.div_ceil(10).max(1);
+    let mut cmd = Command::new(&ctx.load);
+    cmd.arg("viewers")
+        .args(["--url", &format!("http://{}", server.addr)])
+        .args(["--users", &users.to_string(), "--viewers", &m.to_string()])
+        .args(["--tick-ms", &ctx.plan.tick_ms.to_string()])
+        .args(["--warmup-s", &warmup_s.to_string()])
+        .args(["--duration-s", &duration_s.to_string()]);
+    if let Some(s) = samples {
+        cmd.arg("--samples-out").arg(s);
+    }
+    let p = Proc::spawn(
+        "livepet-load",
+        &cmd,
+        &ctx.dir.join(format!("{tag}-load.log")),
+    )?;
+    Ok(Load { proc: p })
+}
+
+/// M viewers on N pets: the load generator's report and the server's CPU and memory.
+#[derive(Debug, Clone, Default)]
+pub struct Viewers {
+    pub load: Value,
+    pub server_cpu_percent: f64,
+    pub server_rss_bytes: u64,
+    pub pets_alive: f64,
+}
+
+fn viewers(ctx: &Ctx, m: usize) -> Result<Viewers> {
+    let n = ctx.plan.pets;
+    let tag = format!("viewers-{m}");
+    let db = sqlite_url(ctx, &tag);
+    seed(ctx, &db, n, &tag)?;
+    let mut server = serve(ctx, &db, &tag, &[])?;
+    wait_all_ticked(&mut server, n, Duration::from_secs(600))?;
+    let warmup = if ctx.plan.quick { 1.0 } else { 10.0 };
+    let mut load = load_viewers(
+        ctx,
+        &server,
+        m,
+        ctx.plan.viewer_window_s,
+        warmup,
+        None,
+        &tag,
+    )?;
+    let (start, end) = load.proc.wait_for(Duration::from_secs(1800), window_line)?;
+    let pid = server.proc.pid();
+    while now_ms() < start {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let meter = CpuMeter::start(pid)?;
+    let mut rss = 0;
+    while now_ms() < end {
+        std::thread::sleep(Duration::from_millis(250));
+        rss = rss.max(bench_sys::rss_bytes(pid)?);
+        server.proc.drain();
+    }
+    let server_cpu_percent = meter.percent()?;
+    let pets_alive = Metrics::scrape(&server.addr)?.need("livepet_pets_alive")?;
+    let report = load.result()?;
+    server.proc.kill();
+    let _ = std::fs::remove_file(ctx.dir.join(format!("{tag}.db")));
+    let r = Viewers {
+        load: report,
+        server_cpu_percent,
+        server_rss_bytes: rss,
+        pets_alive,
+    };
+    println!(
+        "    server CPU {:.0} %, RSS {} MB",
+        r.server_cpu_percent,
+        r.server_rss_bytes / 1_000_000
+    );
+    Ok(r)
+}
+
+/// GET /api/pets/{id} throughput with N pets alive.
+#[derive(Debug, Clone, Default)]
+pub struct Http {
+    pub load: Value,
+    pub server_cpu_percent: f64,
+}
+
+fn http(ctx: &Ctx) -> Result<Http> {
+    let n = ctx.plan.pets;
+    let tag = "http";
+    let db = sqlite_url(ctx, tag);
+    seed(ctx, &db, n, tag)?;
+    let mut server = serve(ctx, &db, tag, &[])?;
+    wait_all_ticked(&mut server, n, Duration::from_secs(600))?;
+    let mut cmd = Command::new(&ctx.load);
+    cmd.arg("http")
+        .args(["--url", &format!("http://{}", server.addr)])
+        .args(["--concurrency", "64"])
+        .args(["--duration-s", &ctx.plan.http_window_s.to_string()]);
+    let warmup = 2.0;
+    cmd.args(["--warmup-s", &warmup.to_string()]);
+    let mut load = Load {
+        proc: Proc::spawn("livepet-load", &cmd, &ctx.dir.join("http-load.log"))?,
+    };
+    let (start, end) = load.proc.wait_for(Duration::from_secs(300), window_line)?;
+    while now_ms() < start {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let meter = CpuMeter::start(server.proc.pid())?;
+    while now_ms() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let server_cpu_percent = meter.percent()?;
+    let report = load.result()?;
+    server.proc.kill();
+    let _ = std::fs::remove_file(ctx.dir.join(format!("{tag}.db")));
+    println!("    {report}");
+    Ok(Http {
+        load: report,
+        server_cpu_percent,
+    })
 }

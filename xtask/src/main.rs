@@ -2,13 +2,16 @@
 //!
 //! - `cargo xtask run`   installs what is missing, builds the web app and serves everything.
 //! - `cargo xtask test`  formatting, lints, the browser build and every test (CI runs this).
-//! - `cargo xtask bench` the benchmarks behind BENCHMARKS.md (not implemented yet).
+//! - `cargo xtask bench` the benchmarks behind BENCHMARKS.md.
 //!
 //! Everything is plain `std::process::Command`: each step prints a `==> ` line, children
 //! write straight to the terminal, and a failing step stops the run with a message saying
 //! which command failed.
 
 mod bench;
+mod bench_report;
+mod bench_sys;
+mod bench_web;
 mod fuzz;
 mod pgcheck;
 mod proc;
@@ -43,7 +46,8 @@ enum Command {
     /// postgres://postgres@127.0.0.1:5432/postgres). When it cannot be reached they are
     /// skipped with a loud warning, unless CI is set, where that is an error.
     Test,
-    /// Run the benchmarks and write BENCHMARKS.md (not implemented yet).
+    /// Run the benchmarks (release build, fresh process and database per measure) and
+    /// write BENCHMARKS.md; `--quick` is a short run that checks the harness.
     Bench(bench::BenchArgs),
 }
 

@@ -78,6 +78,7 @@ pub fn test() -> Result<()> {
 /// Each should print its own `==> ` step line and return an error on failure.
 fn later_suites() -> Result<()> {
     crate::fuzz::fuzz_briefly()?;
+    crate::bench::bench(crate::bench::BenchArgs::quick())?;
     Ok(())
 }
 

@@ -277,6 +277,7 @@ impl Actor for PetActor {
         self.world.metrics.pets_alive.inc();
         let period = self.world.tick;
         ctx.run_later(first_tick_delay(self.id, period), move |act, ctx| {
+            act.world.metrics.first_ticks_total.inc();
             act.tick(ctx);
             ctx.run_interval(period, |act, ctx| act.tick(ctx));
         });
