@@ -1,0 +1,142 @@
+//! The "New pet" form: a name checked as you type (3–100 characters, the server's rule) and
+//! a species picker. It only collects and validates; the page sends it.
+
+use crate::components::SpeciesPicker;
+use leptos::prelude::*;
+use livepet_shared::wire::NewPet;
+use livepet_shared::Species;
+use std::collections::BTreeMap;
+
+/// The server's limits on a pet's name (counted in characters, after trimming).
+pub const NAME_MIN: usize = 3;
+pub const NAME_MAX: usize = 100;
+
+/// What is wrong with a name, if anything.
+pub fn name_error(name: &str) -> Option<String> {
+    let n = name.trim().chars().count();
+    if n < NAME_MIN {
+        Some(format!("At least {NAME_MIN} characters ({n} so far)"))
+    } else if n > NAME_MAX {
+        Some(format!("At most {NAME_MAX} characters ({n} now)"))
+    } else if name.chars().any(char::is_control) {
+        Some("No control characters, please".into())
+    } else {
+        None
+    }
+}
+
+#[component]
+pub fn NewPetForm(
+    /// Called with a valid pet when the user saves.
+    on_submit: Callback<NewPet>,
+    /// True while the page is saving; the button waits.
+    #[prop(into, optional)]
+    busy: Signal<bool>,
+    /// The server's field messages (`name`, `species`) from a refused save.
+    #[prop(into, optional)]
+    server_errors: Signal<BTreeMap<String, String>>,
+) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let touched = RwSignal::new(false);
+    let species = RwSignal::new(None::<Species>);
+    let local_error = Memo::new(move |_| name.with(|n| name_error(n)));
+    let name_message = Memo::new(move |_| {
+        if touched.get() {
+            if let Some(e) = local_error.get() {
+                return Some(e);
+            }
+        }
+        server_errors.with(|f| f.get("name").cloned())
+    });
+    let species_message = Signal::derive(move || server_errors.with(|f| f.get("species").cloned()));
+    let can_save =
+        move || local_error.with(Option::is_none) && species.with(Option::is_some) && !busy.get();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        touched.set(true);
+        if let (None, Some(s)) = (local_error.get_untracked(), species.get_untracked()) {
+            on_submit.run(NewPet {
+                name: name.get_untracked().trim().to_string(),
+                species: s.as_str().to_string(),
+            });
+        }
+    };
+    view! {
+        <form class="card form" on:submit=submit novalidate=true data-testid="new-pet-form">
+            <div class="field" class:invalid=move || name_message.with(Option::is_some)>
+                <label for="pet-name">"Name"</label>
+                <input
+                    id="pet-name"
+                    name="name"
+                    type="text"
+                    autocomplete="off"
+                    placeholder="e.g. Biscuit"
+                    maxlength="120"
+                    data-testid="pet-name-input"
+                    aria-describedby="pet-name-help"
+                    aria-invalid=move || name_message.with(Option::is_some).to_string()
+                    prop:value=move || name.get()
+                    on:input=move |ev| {
+                        name.set(event_target_value(&ev));
+                        touched.set(true);
+                    }
+                />
+                <p id="pet-name-help" class="field-help">
+                    {move || match name_message.get() {
+                        Some(e) => {
+                            view! {
+                                <span class="field-error" data-testid="name-error" role="alert">
+                                    {e}
+                                </span>
+                            }
+                                .into_any()
+                        }
+                        None => {
+                            view! {
+                                <span class="field-hint">
+                                    {move || {
+                                        format!(
+                                            "{} / {NAME_MAX} characters",
+                                            name.with(|n| n.trim().chars().count()),
+                                        )
+                                    }}
+                                </span>
+                            }
+                                .into_any()
+                        }
+                    }}
+                </p>
+            </div>
+            <SpeciesPicker selected=species error=species_message />
+            <div class="form-actions">
+                <a class="button ghost" href="/pets">
+                    "Cancel"
+                </a>
+                <button
+                    type="submit"
+                    class="button primary"
+                    data-testid="save-pet"
+                    disabled=move || !can_save()
+                >
+                    {move || if busy.get() { "Saving…" } else { "Adopt" }}
+                </button>
+            </div>
+        </form>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_three_to_a_hundred_characters_after_trimming() {
+        assert!(name_error("").is_some());
+        assert!(name_error("  ab  ").is_some());
+        assert_eq!(name_error("abc"), None);
+        assert_eq!(name_error("Żółw"), None);
+        assert_eq!(name_error(&"x".repeat(100)), None);
+        assert!(name_error(&"x".repeat(101)).is_some());
+        assert!(name_error("ab\u{7}c").is_some());
+    }
+}

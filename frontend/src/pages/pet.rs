@@ -1,0 +1,287 @@
+//! `/pets/:id`: one of the user's pets, live. Its state comes from `GET /api/pets/{id}`
+//! and then from every `pet` frame of the socket; below it, the other pets on screen now.
+//! A dead pet's page shows its final state and nothing live.
+
+use crate::api;
+use crate::components::{ActivePetsList, Hearts, PetArt};
+use crate::fmt;
+use crate::pages::NotFound;
+use crate::toasts::Toasts;
+use crate::ws::{ConnStatus, WsClient};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::hooks::use_params_map;
+use livepet_shared::wire::{ActivePet, PetView};
+use livepet_shared::PetId;
+use std::collections::BTreeSet;
+
+#[component]
+pub fn PetPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = Memo::new(move |_| {
+        params.with(|p| {
+            p.get("id")
+                .and_then(|s| s.parse::<i64>().ok())
+                .filter(|n| *n > 0)
+                .map(PetId)
+        })
+    });
+    // A new id (following a link from one pet to another) builds a new page, so the old
+    // page's cleanup unwatches the old pet.
+    move || match id.get() {
+        Some(id) => view! { <PetDetail id /> }.into_any(),
+        None => view! { <NotFound /> }.into_any(),
+    }
+}
+
+/// What the first request found.
+#[derive(Debug, Clone, PartialEq)]
+enum Load {
+    Loading,
+    Ready(PetView),
+    Missing,
+    Failed(String),
+}
+
+/// The newer of the fetched state and the socket's last frame for this pet.
+fn newest(fetched: Option<PetView>, live: Option<PetView>) -> Option<PetView> {
+    match (fetched, live) {
+        (Some(f), Some(l)) => Some(if l.at >= f.at { l } else { f }),
+        (f, l) => f.or(l),
+    }
+}
+
+/// The active pets a user may treat: everyone else's.
+fn others(active: &[ActivePet], mine: &BTreeSet<PetId>, this: PetId) -> Vec<ActivePet> {
+    active
+        .iter()
+        .filter(|p| p.id != this && !mine.contains(&p.id))
+        .cloned()
+        .collect()
+}
+
+#[component]
+fn PetDetail(id: PetId) -> impl IntoView {
+    let ws = expect_context::<WsClient>();
+    let toasts = expect_context::<Toasts>();
+    let load = RwSignal::new(Load::Loading);
+    let mine = RwSignal::new(BTreeSet::<PetId>::new());
+
+    spawn_local(async move {
+        match api::pet(id).await {
+            Ok(pet) => {
+                let alive = pet.alive;
+                // `Some` back means the page is already gone: then do not start watching.
+                if load.try_set(Load::Ready(pet)).is_none() && alive {
+                    ws.watch(id);
+                }
+            }
+            Err(e) if e.status() == Some(404) => {
+                load.try_set(Load::Missing);
+            }
+            Err(e) => {
+                toasts.error(e.message());
+                load.try_set(Load::Failed(e.message()));
+            }
+        }
+    });
+    // The user's own pets are not treat targets; ActivePet has no owner, so ask.
+    spawn_local(async move {
+        if let Ok(pets) = api::pets().await {
+            mine.try_set(pets.into_iter().map(|p| p.id).collect());
+        }
+    });
+    on_cleanup(move || ws.unwatch(id));
+
+    let pet = Memo::new(move |_| {
+        let fetched = load.with(|l| match l {
+            Load::Ready(p) => Some(p.clone()),
+            _ => None,
+        });
+        let live = ws
+            .last_pet
+            .with(|p| p.as_ref().filter(|p| p.id == id).cloned());
+        newest(fetched, live)
+    });
+
+    // Which view to build changes rarely; the live parts inside follow `pet` on their own,
+    // so a tick updates a few text nodes instead of rebuilding the page.
+    let phase = Memo::new(move |_| {
+        let known = pet.with(Option::is_some);
+        load.with(|l| match l {
+            Load::Missing => Phase::Missing,
+            Load::Failed(message) if !known => Phase::Failed(message.clone()),
+            _ if known => Phase::Ready,
+            _ => Phase::Loading,
+        })
+    });
+
+    move || match phase.get() {
+        Phase::Missing => view! { <NotFound /> }.into_any(),
+        Phase::Failed(message) => view! {
+            <section class="pet-page">
+                <p class="empty-note" role="alert">
+                    {message}
+                </p>
+                <a class="button" href="/pets">
+                    "Back to your pets"
+                </a>
+            </section>
+        }
+        .into_any(),
+        Phase::Loading => view! { <p class="loading">"Loading…"</p> }.into_any(),
+        Phase::Ready => view! { <PetLive id pet mine /> }.into_any(),
+    }
+}
+
+/// Which of the page's views to show.
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    Loading,
+    Ready,
+    Missing,
+    Failed(String),
+}
+
+/// The page once the pet is known; its parts follow `pet` as frames arrive.
+#[component]
+fn PetLive(
+    id: PetId,
+    pet: Memo<Option<PetView>>,
+    mine: RwSignal<BTreeSet<PetId>>,
+) -> impl IntoView {
+    let ws = expect_context::<WsClient>();
+    let field =
+        move |f: fn(&PetView) -> String| pet.with(|p| p.as_ref().map(f).unwrap_or_default());
+    let alive = Memo::new(move |_| pet.with(|p| p.as_ref().is_some_and(|p| p.alive)));
+    let dead = Signal::derive(move || !alive.get());
+    let hunger = Signal::derive(move || pet.with(|p| p.as_ref().map_or(0, |p| p.hunger)));
+    let (species, name) = pet.with_untracked(|p| {
+        p.as_ref()
+            .map(|p| (p.species, p.name.clone()))
+            .unwrap_or((livepet_shared::Species::Cat, String::new()))
+    });
+    let connected = Signal::derive(move || ws.status.get() == ConnStatus::Connected);
+    let art_label = format!("{name} the {}", species.as_str());
+    let feed_label = format!("Feed {name}");
+
+    let active = Signal::derive(move || ws.active.with(|a| mine.with(|m| others(a, m, id))));
+    let treats = Signal::derive(move || ws.treats.get().unwrap_or(0));
+    let on_treat = Callback::new(move |pet_id: PetId| ws.give_treat(pet_id));
+
+    view! {
+        <article class="pet-page" class:dead=dead data-testid="pet-page">
+            <a class="back" href="/pets">
+                "← Your pets"
+            </a>
+            <div class="card pet-hero">
+                <PetArt species label=art_label dead size="big" />
+                <div class="pet-info">
+                    <h1 class="pet-name" data-testid="pet-name">
+                        {name.clone()}
+                        <Show when=move || dead.get()>
+                            <span class="skull" role="img" aria-label="dead" data-testid="pet-dead">
+                                " ☠"
+                            </span>
+                        </Show>
+                    </h1>
+                    <dl class="pet-facts">
+                        <div>
+                            <dt>"Age"</dt>
+                            <dd>
+                                <span data-testid="age">{move || field(|p| p.age.to_string())}</span>
+                                <span class="unit">" ticks"</span>
+                            </dd>
+                        </div>
+                        <div>
+                            <dt>"Hunger"</dt>
+                            <dd class="hunger">
+                                <Hearts hunger />
+                                <span class="hunger-number">
+                                    <span data-testid="hunger">
+                                        {move || field(|p| p.hunger.to_string())}
+                                    </span>
+                                    " / 500"
+                                </span>
+                            </dd>
+                        </div>
+                        <div>
+                            <dt>"Born"</dt>
+                            <dd>{move || field(|p| fmt::date(p.born_at))}</dd>
+                        </div>
+                    </dl>
+                    <Show
+                        when=move || alive.get()
+                        fallback=move || {
+                            view! {
+                                <p class="dead-note" data-testid="dead-note">
+                                    {format!("{name} has died. This is how it was at the end.")}
+                                </p>
+                            }
+                        }
+                    >
+                        <button
+                            class="button primary big"
+                            data-testid="feed"
+                            aria-label=feed_label.clone()
+                            disabled=move || !connected.get()
+                            on:click=move |_| ws.feed(id)
+                        >
+                            "Feed"
+                        </button>
+                    </Show>
+                </div>
+            </div>
+            <Show when=move || alive.get()>
+                <ActivePetsList pets=active treats enabled=connected on_treat />
+            </Show>
+        </article>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use livepet_shared::{Species, UserId};
+
+    fn view(id: i64, at: i64, hunger: u32) -> PetView {
+        PetView {
+            id: PetId(id),
+            name: "Ada".into(),
+            species: Species::Owl,
+            age: 1,
+            hunger,
+            alive: true,
+            born_at: 0,
+            owner_id: UserId(1),
+            at,
+        }
+    }
+
+    #[test]
+    fn the_newest_state_wins() {
+        assert_eq!(newest(None, None), None);
+        assert_eq!(newest(Some(view(1, 5, 1)), None), Some(view(1, 5, 1)));
+        assert_eq!(newest(None, Some(view(1, 5, 2))), Some(view(1, 5, 2)));
+        assert_eq!(
+            newest(Some(view(1, 5, 1)), Some(view(1, 9, 2))),
+            Some(view(1, 9, 2))
+        );
+        assert_eq!(
+            newest(Some(view(1, 9, 1)), Some(view(1, 5, 2))),
+            Some(view(1, 9, 1))
+        );
+    }
+
+    #[test]
+    fn own_pets_are_not_treat_targets() {
+        let a = |id| ActivePet {
+            id: PetId(id),
+            name: "x".into(),
+            species: Species::Cat,
+        };
+        let mine: BTreeSet<PetId> = [PetId(2)].into();
+        let left = others(&[a(1), a(2), a(3)], &mine, PetId(3));
+        assert_eq!(left, vec![a(1)]);
+    }
+}

@@ -1,0 +1,396 @@
+//! Component tests in a real browser (wasm-bindgen-test, headless Chromium): each test mounts
+//! one component into the page, pokes it like a user would, and reads the DOM.
+//!
+//! Run: `CHROMEDRIVER=/usr/bin/chromedriver cargo test -p livepet-web --target
+//! wasm32-unknown-unknown` with `wasm-bindgen-test-runner` as the target's runner (see
+//! `.cargo/config.toml` or CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER).
+
+#![cfg(target_arch = "wasm32")]
+#![allow(clippy::unwrap_used)]
+
+use leptos::prelude::*;
+use livepet_shared::wire::{ActivePet, NewPet, PetView};
+use livepet_shared::{PetId, Species, UserId};
+use livepet_web::components::{
+    ActivePetsList, AuthForm, AuthMode, FormErrors, Hearts, NewPetForm, PetCard,
+};
+use std::collections::BTreeMap;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+use web_sys::{Element, HtmlElement, HtmlInputElement};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// Mounts a view into a fresh `<div>` of its own and returns that div.
+fn mount<F, N>(f: F) -> HtmlElement
+where
+    F: FnOnce() -> N + 'static,
+    N: IntoView + 'static,
+{
+    let doc = document();
+    let div: HtmlElement = doc.create_element("div").unwrap().unchecked_into();
+    doc.body().unwrap().append_child(&div).unwrap();
+    leptos::mount::mount_to(div.clone(), f).forget();
+    div
+}
+
+fn find(root: &HtmlElement, selector: &str) -> Option<Element> {
+    root.query_selector(selector).unwrap()
+}
+
+fn get(root: &HtmlElement, selector: &str) -> Element {
+    find(root, selector).unwrap_or_else(|| panic!("no element matches {selector}"))
+}
+
+fn count(root: &HtmlElement, selector: &str) -> u32 {
+    root.query_selector_all(selector).unwrap().length()
+}
+
+fn text(root: &HtmlElement, selector: &str) -> String {
+    get(root, selector).text_content().unwrap_or_default()
+}
+
+fn click(root: &HtmlElement, selector: &str) {
+    get(root, selector).unchecked_into::<HtmlElement>().click();
+}
+
+fn is_disabled(root: &HtmlElement, selector: &str) -> bool {
+    get(root, selector).has_attribute("disabled")
+}
+
+/// Types into an input the way the browser reports it: set the value, fire `input`.
+fn type_into(root: &HtmlElement, selector: &str, value: &str) {
+    let input: HtmlInputElement = get(root, selector).unchecked_into();
+    input.set_value(value);
+    let init = web_sys::EventInit::new();
+    init.set_bubbles(true);
+    let ev = web_sys::Event::new_with_event_init_dict("input", &init).unwrap();
+    input.dispatch_event(&ev).unwrap();
+}
+
+fn pet(id: i64, name: &str, species: Species, alive: bool) -> PetView {
+    PetView {
+        id: PetId(id),
+        name: name.into(),
+        species,
+        age: 12,
+        hunger: 250,
+        alive,
+        // 2026-11-21T10:00:00Z
+        born_at: 1_795_255_200_000,
+        owner_id: UserId(1),
+        at: 1_795_255_300_000,
+    }
+}
+
+fn active(id: i64, name: &str) -> ActivePet {
+    ActivePet {
+        id: PetId(id),
+        name: name.into(),
+        species: Species::Fox,
+    }
+}
+
+// ---------- hearts ----------
+
+#[wasm_bindgen_test]
+async fn hearts_follow_the_shared_rule_live() {
+    let hunger = RwSignal::new(250u32);
+    let root = mount(move || view! { <Hearts hunger /> });
+    let hearts = "[data-testid=hearts]";
+    assert_eq!(
+        get(&root, hearts).get_attribute("data-hearts").unwrap(),
+        "3"
+    );
+    assert_eq!(count(&root, ".heart.full"), 3);
+    assert_eq!(count(&root, ".heart"), 5);
+    assert_eq!(
+        get(&root, hearts).get_attribute("aria-label").unwrap(),
+        "3 of 5 hearts"
+    );
+    assert_eq!(get(&root, hearts).get_attribute("role").unwrap(), "img");
+
+    for (h, expected) in [
+        (0, "5"),
+        (100, "4"),
+        (101, "4"),
+        (401, "1"),
+        (499, "1"),
+        (500, "0"),
+    ] {
+        hunger.set(h);
+        leptos::task::tick().await;
+        assert_eq!(
+            get(&root, hearts).get_attribute("data-hearts").unwrap(),
+            expected,
+            "hunger {h}"
+        );
+        assert_eq!(count(&root, ".heart.full").to_string(), expected);
+    }
+}
+
+// ---------- pet card ----------
+
+#[wasm_bindgen_test]
+fn pet_card_shows_art_name_badge_and_birthday() {
+    let root = mount(|| view! { <PetCard pet=pet(7, "Biscuit", Species::Cat, true) /> });
+    let card = get(&root, "[data-testid=pet-card-7]");
+    assert_eq!(card.tag_name(), "A");
+    assert_eq!(card.get_attribute("href").unwrap(), "/pets/7");
+    assert_eq!(text(&root, "[data-testid=pet-card-name]"), "Biscuit");
+    assert_eq!(text(&root, "[data-testid=badge]"), "Alive");
+    assert!(text(&root, ".birthday").contains("21 Nov 2026"));
+    let art = get(&root, "[role=img]");
+    assert_eq!(art.get_attribute("aria-label").unwrap(), "Biscuit the cat");
+    assert!(find(&root, "[role=img] svg").is_some(), "the art is drawn");
+    assert!(!card.class_list().contains("dead"));
+}
+
+#[wasm_bindgen_test]
+fn pet_card_of_a_dead_pet_says_so() {
+    let root = mount(|| view! { <PetCard pet=pet(8, "Shelly", Species::Turtle, false) /> });
+    assert_eq!(text(&root, "[data-testid=badge]"), "Dead");
+    assert!(get(&root, "[data-testid=pet-card-8]")
+        .class_list()
+        .contains("dead"));
+    assert!(get(&root, ".pet-art").class_list().contains("dead"));
+}
+
+// ---------- active pets ----------
+
+#[wasm_bindgen_test]
+fn active_pets_empty_says_nobody_is_around() {
+    let root = mount(|| {
+        view! {
+            <ActivePetsList
+                pets=Signal::derive(Vec::new)
+                treats=Signal::derive(|| 5)
+                enabled=Signal::derive(|| true)
+                on_treat=Callback::new(|_| {})
+            />
+        }
+    });
+    assert_eq!(
+        text(&root, "[data-testid=nobody-around]"),
+        "Nobody's around"
+    );
+    assert_eq!(count(&root, "button"), 0);
+}
+
+#[wasm_bindgen_test]
+async fn active_pets_filled_give_treats_and_update_live() {
+    let pets = RwSignal::new(vec![active(3, "Rex"), active(4, "Nala")]);
+    let treats = RwSignal::new(5u32);
+    let given = RwSignal::new(Vec::<PetId>::new());
+    let root = mount(move || {
+        view! {
+            <ActivePetsList
+                pets
+                treats
+                enabled=Signal::derive(|| true)
+                on_treat=Callback::new(move |id| given.update(|g| g.push(id)))
+            />
+        }
+    });
+    assert!(find(&root, "[data-testid=nobody-around]").is_none());
+    assert_eq!(count(&root, "li"), 2);
+    assert_eq!(
+        text(&root, "[data-testid=give-treat-3]"),
+        "Give treat (5 left)"
+    );
+    assert_eq!(
+        get(&root, "[data-testid=give-treat-4]")
+            .get_attribute("aria-label")
+            .unwrap(),
+        "Give Nala a treat"
+    );
+    assert_eq!(
+        get(&root, "[data-testid=active-pet-3] [role=img]")
+            .get_attribute("aria-label")
+            .unwrap(),
+        "Rex the fox"
+    );
+
+    click(&root, "[data-testid=give-treat-4]");
+    assert_eq!(given.get_untracked(), vec![PetId(4)]);
+
+    // The server answers with the new count; every button follows.
+    treats.set(4);
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&root, "[data-testid=give-treat-3]"),
+        "Give treat (4 left)"
+    );
+    assert_eq!(
+        text(&root, "[data-testid=give-treat-4]"),
+        "Give treat (4 left)"
+    );
+
+    // A pet leaves, another joins.
+    pets.set(vec![active(4, "Nala"), active(5, "Pip")]);
+    leptos::task::tick().await;
+    assert!(find(&root, "[data-testid=give-treat-3]").is_none());
+    assert!(find(&root, "[data-testid=give-treat-5]").is_some());
+
+    // Out of treats: the buttons are disabled and clicks do nothing.
+    treats.set(0);
+    leptos::task::tick().await;
+    assert!(is_disabled(&root, "[data-testid=give-treat-5]"));
+    assert_eq!(
+        text(&root, "[data-testid=give-treat-5]"),
+        "Give treat (0 left)"
+    );
+    click(&root, "[data-testid=give-treat-5]");
+    assert_eq!(given.get_untracked(), vec![PetId(4)]);
+
+    // Everyone leaves.
+    pets.set(Vec::new());
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&root, "[data-testid=nobody-around]"),
+        "Nobody's around"
+    );
+}
+
+// ---------- forms ----------
+
+#[wasm_bindgen_test]
+async fn new_pet_form_validates_the_name_as_you_type() {
+    let saved = RwSignal::new(None::<NewPet>);
+    let root = mount(move || {
+        view! { <NewPetForm on_submit=Callback::new(move |p| saved.set(Some(p))) /> }
+    });
+    let input = "[data-testid=pet-name-input]";
+    let save = "[data-testid=save-pet]";
+    assert!(
+        find(&root, "[data-testid=name-error]").is_none(),
+        "no error before typing"
+    );
+    assert!(is_disabled(&root, save));
+
+    type_into(&root, input, "Bo");
+    leptos::task::tick().await;
+    assert!(text(&root, "[data-testid=name-error]").contains("At least 3 characters"));
+    assert_eq!(
+        get(&root, input).get_attribute("aria-invalid").unwrap(),
+        "true"
+    );
+    assert!(is_disabled(&root, save));
+
+    type_into(&root, input, "Bob");
+    leptos::task::tick().await;
+    assert!(find(&root, "[data-testid=name-error]").is_none());
+    assert!(is_disabled(&root, save), "a species must be chosen too");
+
+    type_into(&root, input, &"x".repeat(101));
+    leptos::task::tick().await;
+    assert!(text(&root, "[data-testid=name-error]").contains("At most 100 characters"));
+
+    type_into(&root, input, "  Biscuit  ");
+    click(&root, "[data-testid=species-owl] input");
+    leptos::task::tick().await;
+    assert!(get(&root, "[data-testid=species-owl]")
+        .class_list()
+        .contains("selected"));
+    assert_eq!(count(&root, ".species-option.selected"), 1);
+    assert_eq!(count(&root, ".species-option"), Species::ALL.len() as u32);
+    assert!(!is_disabled(&root, save));
+
+    click(&root, save);
+    leptos::task::tick().await;
+    assert_eq!(
+        saved.get_untracked(),
+        Some(NewPet {
+            name: "Biscuit".into(),
+            species: "owl".into()
+        })
+    );
+}
+
+#[wasm_bindgen_test]
+async fn new_pet_form_shows_the_servers_field_errors() {
+    let errors = RwSignal::new(BTreeMap::new());
+    let root = mount(move || {
+        view! { <NewPetForm on_submit=Callback::new(|_| {}) server_errors=errors /> }
+    });
+    errors.set(BTreeMap::from([
+        ("name".to_string(), "that name is taken".to_string()),
+        (
+            "species".to_string(),
+            "choose one of the species".to_string(),
+        ),
+    ]));
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&root, "[data-testid=name-error]"),
+        "that name is taken"
+    );
+    assert!(text(&root, "[data-testid=species-picker]").contains("choose one of the species"));
+}
+
+#[wasm_bindgen_test]
+async fn auth_form_shows_field_errors_and_the_general_message() {
+    let errors = RwSignal::new(FormErrors::default());
+    let sent = RwSignal::new(None);
+    let root = mount(move || {
+        view! {
+            <AuthForm
+                mode=AuthMode::SignUp
+                on_submit=Callback::new(move |c| sent.set(Some(c)))
+                errors
+            />
+        }
+    });
+    assert!(find(&root, "[data-testid=form-error]").is_none());
+    assert_eq!(text(&root, "[data-testid=submit]"), "Sign up");
+
+    type_into(&root, "[data-testid=email]", "  ada@example.com ");
+    type_into(&root, "[data-testid=password]", "short");
+    click(&root, "[data-testid=submit]");
+    leptos::task::tick().await;
+    let creds = sent.get_untracked().unwrap();
+    assert_eq!(creds.email, "ada@example.com");
+    assert_eq!(creds.password, "short");
+
+    errors.set(FormErrors {
+        message: Some("Please fix the fields marked below.".into()),
+        fields: BTreeMap::from([
+            (
+                "email".to_string(),
+                "enter an email address like name@example.com".to_string(),
+            ),
+            ("password".to_string(), "at least 8 characters".to_string()),
+        ]),
+    });
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&root, "[data-testid=form-error]"),
+        "Please fix the fields marked below."
+    );
+    assert_eq!(
+        text(&root, "[data-testid=email-error]"),
+        "Enter an email address like name@example.com."
+    );
+    assert_eq!(
+        text(&root, "[data-testid=password-error]"),
+        "At least 8 characters."
+    );
+    assert_eq!(
+        get(&root, "[data-testid=password]")
+            .get_attribute("aria-invalid")
+            .unwrap(),
+        "true"
+    );
+
+    // A wrong password on the log-in form: one clear message, no field errors.
+    errors.set(FormErrors {
+        message: Some("Wrong email or password.".into()),
+        fields: BTreeMap::new(),
+    });
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&root, "[data-testid=form-error]"),
+        "Wrong email or password."
+    );
+    assert!(find(&root, "[data-testid=email-error]").is_none());
+}
