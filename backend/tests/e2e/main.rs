@@ -1,0 +1,10 @@
+//! End-to-end tests in a real browser: headless Chromium driven through chromedriver
+//! (fantoccini), against the real `livepet` binary serving the built web app, each test with
+//! its own temporary database and two independent browser sessions (two users).
+//!
+//! They need `frontend/dist` (or LIVEPET_E2E_DIST), /usr/bin/chromedriver (or CHROMEDRIVER)
+//! and /usr/bin/chromium (or CHROMIUM). Without them they print `SKIPPED(e2e)` and pass,
+//! except under `CI`, where they fail. Screenshots land in target/e2e/.
+
+mod harness;
+mod scenarios;
