@@ -5,7 +5,7 @@
 use crate::actors::persister::PersistNow;
 use crate::clock::now_ms;
 use crate::db::queries::PetSnapshot;
-use crate::world::{PetRecord, World};
+use crate::world::{PetCell, PetRecord, World};
 use actix::dev::SendError;
 use actix::prelude::*;
 use livepet_shared::rules::Outcome;
@@ -91,6 +91,10 @@ pub struct PetActor {
     state: PetState,
     viewers: Vec<(ViewerId, Recipient<PetFrame>)>,
     world: Arc<World>,
+    /// Where the persister finds this pet's newest state.
+    cell: Arc<PetCell>,
+    /// Whether this actor has ticked yet (for `livepet_first_ticks_total`).
+    ticked: bool,
     #[cfg(feature = "test-hooks")]
     panic_next: bool,
 }
@@ -106,6 +110,8 @@ impl PetActor {
             state: rec.state,
             viewers: Vec::new(),
             world,
+            cell: PetCell::new(rec.id),
+            ticked: false,
             #[cfg(feature = "test-hooks")]
             panic_next: false,
         }
@@ -177,7 +183,7 @@ impl PetActor {
         };
         let at = now_ms();
         let snap = self.snapshot(at);
-        self.world.dirty.mark(snap);
+        self.world.dirty.mark(&self.cell, snap);
         if outcome == Outcome::Changed {
             self.broadcast(at);
             return;
@@ -257,13 +263,28 @@ impl PetActor {
     }
 }
 
-/// Spreads first ticks over one period so a million timers do not all fire in the same
-/// millisecond (which would stall the arbiter and every viewer on it).
-fn first_tick_delay(id: PetId, period: Duration) -> Duration {
-    let ms = period.as_millis().max(1) as u64;
-    // Multiplicative hashing: consecutive ids land far apart in the period.
-    let spread = (id.0 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) % ms;
-    Duration::from_millis(spread)
+/// Width of one tick slot. Every pet ticks on a slot boundary of a grid shared by all pets
+/// (aligned to the wall clock), so an arbiter thread wakes once per slot and ticks that
+/// slot's pets together, instead of waking every millisecond for a few of them: with a
+/// million staggered timers the wake-ups, not the ticks, were most of the CPU.
+const TICK_SLOT: Duration = Duration::from_millis(100);
+
+/// When pet `id` first ticks: on its own slot of the period (ids spread evenly over the
+/// slots), at the first such boundary after `now_unix_ms`. Returns the delay from now.
+fn first_tick_delay(id: PetId, period: Duration, now_unix_ms: i64) -> Duration {
+    let period_ms = period.as_millis().max(1) as i64;
+    let slot_ms = (TICK_SLOT.as_millis() as i64).min(period_ms);
+    let slots = (period_ms / slot_ms).max(1);
+    // Multiplicative hashing: consecutive ids land on distant slots.
+    let slot = ((id.0 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) % slots as u64) as i64;
+    let phase = slot * slot_ms;
+    // The next instant t > now with t ≡ phase (mod period), on the shared wall-clock grid.
+    let into_period = now_unix_ms.rem_euclid(period_ms);
+    let mut wait = (phase - into_period).rem_euclid(period_ms);
+    if wait == 0 {
+        wait = period_ms;
+    }
+    Duration::from_millis(wait as u64)
 }
 
 impl Actor for PetActor {
@@ -276,10 +297,14 @@ impl Actor for PetActor {
         }
         self.world.metrics.pets_alive.inc();
         let period = self.world.tick;
-        ctx.run_later(first_tick_delay(self.id, period), move |act, ctx| {
-            act.world.metrics.first_ticks_total.inc();
+        let first = actix::clock::Instant::now() + first_tick_delay(self.id, period, now_ms());
+        // Fixed rate from an aligned start: later ticks stay on the grid.
+        ctx.run_interval_at(first, period, |act, ctx| {
+            if !act.ticked {
+                act.ticked = true;
+                act.world.metrics.first_ticks_total.inc();
+            }
             act.tick(ctx);
-            ctx.run_interval(period, |act, ctx| act.tick(ctx));
         });
     }
 

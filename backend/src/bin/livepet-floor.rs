@@ -1,8 +1,8 @@
 //! `livepet-floor`: the floor `cargo xtask bench` measures LivePet against. N bare actix
 //! actors spread over the same number of arbiter threads as the server, each doing only a
-//! pet's tick arithmetic (age + 1, hunger + 5 capped at 500) on its own `run_interval`,
-//! first ticks staggered over one period as the server staggers them. Nothing else: no
-//! registry, no persistence, no metrics.
+//! pet's tick arithmetic (age + 1, hunger + 5 capped at 500) on its own `run_interval`
+//! started when the actor starts. Nothing else: no registry, no persistence, no metrics,
+//! no stagger (the actors' timers are as spread as their start was).
 //!
 //! Prints `STARTED <n> <seconds>` once every actor is running and `TICKED <n> <seconds>`
 //! once every actor has ticked at least once (seconds since the process started), then runs
@@ -35,7 +35,6 @@ struct Counters {
 }
 
 struct Bare {
-    id: u64,
     age: u32,
     hunger: u32,
     period: Duration,
@@ -54,14 +53,11 @@ impl Actor for Bare {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.counters.started.fetch_add(1, Ordering::Relaxed);
-        let period = self.period;
-        let ms = period.as_millis().max(1) as u64;
-        // The server's stagger: multiplicative hashing of the id over one period.
-        let delay = Duration::from_millis(self.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) % ms);
-        ctx.run_later(delay, move |act, ctx| {
+        ctx.run_interval(self.period, |act, _| {
+            if act.age == 0 {
+                act.counters.ticked_once.fetch_add(1, Ordering::Relaxed);
+            }
             act.tick();
-            act.counters.ticked_once.fetch_add(1, Ordering::Relaxed);
-            ctx.run_interval(period, |act, _| act.tick());
         });
     }
 }
@@ -83,18 +79,17 @@ fn main() {
         let counters = counters.clone();
         let (n, threads) = (args.actors, arbiters.len() as u64);
         arbiter.spawn_fn(move || {
-            // Actor id k lives on arbiter k % threads, as pets do.
-            let mut id = i as u64 + 1;
-            while id <= n {
+            // Actor k lives on arbiter k % threads, as pets do.
+            let mut k = i as u64 + 1;
+            while k <= n {
                 Bare {
-                    id,
                     age: 0,
                     hunger: 250,
                     period,
                     counters: counters.clone(),
                 }
                 .start();
-                id += threads;
+                k += threads;
             }
         });
     }
