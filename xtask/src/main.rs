@@ -12,6 +12,7 @@ mod bench;
 mod bench_report;
 mod bench_sys;
 mod bench_web;
+mod browser;
 mod fuzz;
 mod pgcheck;
 mod proc;

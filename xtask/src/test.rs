@@ -2,7 +2,7 @@
 //! lints, the browser build of the web app, then every test against SQLite and PostgreSQL.
 
 use crate::proc::{self, step};
-use crate::{pgcheck, tools};
+use crate::{browser, pgcheck, tools};
 use anyhow::{anyhow, bail, Context as _, Result};
 use std::io::{BufRead as _, BufReader, Read, Write};
 use std::process::{Command, ExitStatus, Stdio};
@@ -40,10 +40,32 @@ pub fn test() -> Result<()> {
     step("PostgreSQL for the tests");
     let pg = postgres_env(ci)?;
 
+    // The browser suites: the web app built as users get it, its component tests in
+    // headless Chromium, and what the end-to-end tests need to find.
+    step("Chromium and chromedriver for the browser tests");
+    let browsers = match browser::ensure_chromium() {
+        Ok(b) => Some(b),
+        Err(e) if ci => return Err(e.context("CI must run the browser tests")),
+        Err(e) => {
+            let line = "!".repeat(78);
+            println!("{line}\n!!! {e:#}\n!!! BROWSER TESTS WILL BE SKIPPED (CI never skips them).\n{line}");
+            None
+        }
+    };
+    let dist = browser::build_frontend()?;
+    let mut browser_env = Vec::new();
+    if let Some(b) = &browsers {
+        browser::component_tests(b)?;
+        browser_env = browser::e2e_env(b, &dist);
+    }
+
     step("tests (cargo test --workspace)");
     let mut cmd = proc::cargo();
     cmd.args(["test", "--workspace", "--no-fail-fast"]);
     for (key, value) in &pg {
+        cmd.env(key, value);
+    }
+    for (key, value) in &browser_env {
         cmd.env(key, value);
     }
     let (status, lines) = run_teed(&mut cmd)?;
