@@ -31,6 +31,13 @@ pub fn App() -> impl IntoView {
         }
     });
 
+    Effect::new(move |_| {
+        if ws.session_ended.get() {
+            auth.user.set(None);
+            toasts.info("Your session has ended. Please log in again.");
+        }
+    });
+
     view! {
         <Router>
             <Header />

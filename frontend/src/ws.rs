@@ -24,6 +24,9 @@ const HANDSHAKE_MS: u32 = 10_000;
 /// Reconnect delays: the first retry after this, doubling up to the cap.
 const BACKOFF_FIRST_MS: u32 = 250;
 const BACKOFF_MAX_MS: u32 = 8_000;
+/// After this many failed attempts in a row, ask `/api/me` whether the session still exists
+/// (a refused upgrade gives the browser no status code to read).
+const CHECK_SESSION_AFTER: u32 = 3;
 /// Seconds of dashboard figures kept for the sparklines.
 pub const STATS_HISTORY: usize = 60;
 
@@ -86,6 +89,9 @@ pub struct WsClient {
     pub treats: RwSignal<Option<u32>>,
     /// The last [`STATS_HISTORY`] `stats` frames, oldest first.
     pub stats: RwSignal<VecDeque<Stats>>,
+    /// Set when reconnecting fails because the server no longer knows our session; the app
+    /// then logs out locally instead of retrying forever.
+    pub session_ended: RwSignal<bool>,
     /// Pets this tab watches; sent again on every new connection.
     watching: StoredValue<BTreeSet<PetId>>,
     wants_stats: StoredValue<bool>,
@@ -102,6 +108,7 @@ impl WsClient {
             active: RwSignal::new(Vec::new()),
             treats: RwSignal::new(None),
             stats: RwSignal::new(VecDeque::new()),
+            session_ended: RwSignal::new(false),
             watching: StoredValue::new(BTreeSet::new()),
             wants_stats: StoredValue::new(false),
             outbox: StoredValue::new(None),
@@ -119,6 +126,7 @@ impl WsClient {
         let (stop_tx, stop_rx) = oneshot::channel();
         self.outbox.set_value(Some(tx));
         self.stop.set_value(Some(stop_tx));
+        self.session_ended.set(false);
         self.status.set(ConnStatus::Connecting);
         leptos::task::spawn_local(run(*self, rx, stop_rx));
     }
@@ -275,7 +283,15 @@ async fn run(
     loop {
         match open(&mut stop).await {
             Err(End::Stopped) => return,
-            Err(End::Dropped) => failures += 1,
+            Err(End::Dropped) => {
+                failures += 1;
+                if failures >= CHECK_SESSION_AFTER {
+                    if let Ok(None) = crate::api::me().await {
+                        client.session_ended.try_set(true);
+                        return;
+                    }
+                }
+            }
             Ok(ws) => {
                 client.status.try_set(ConnStatus::Connected);
                 match pump(client, ws, &mut outbox, &mut stop).await {
