@@ -89,7 +89,9 @@ impl Env {
             }),
             Some(why) if ci() => panic!("browser tests must run under CI, but {why}"),
             Some(why) => {
-                eprintln!("SKIPPED(e2e): {test}: {why}");
+                // Straight to stderr, past libtest's capture, so the skip is seen (and counted).
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "SKIPPED(e2e): {test}: {why}");
                 None
             }
         }
