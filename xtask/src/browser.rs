@@ -12,8 +12,6 @@ use std::process::{Command, Stdio};
 
 /// Where trunk writes the web app (Trunk.toml's `dist`), relative to the workspace root.
 pub const DIST: &str = "frontend/dist";
-/// The Cargo profile of the browser build (root Cargo.toml): size-optimised, LTO, abort.
-pub const WASM_PROFILE: &str = "wasm-release";
 /// The budget from DESIGN.md for the web app's module, gzipped.
 pub const WASM_GZIP_BUDGET: u64 = 250 * 1024;
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -103,13 +101,8 @@ pub fn build_frontend() -> Result<PathBuf> {
     ));
     proc::run(
         proc::command("trunk")
-            .args([
-                "build",
-                "--release",
-                "--offline",
-                "--cargo-profile",
-                WASM_PROFILE,
-            ])
+            // frontend/index.html picks the wasm-release profile for release builds.
+            .args(["build", "--release", "--offline"])
             .env("PATH", &web.path),
     )?;
     let dist = proc::root().join(DIST);
