@@ -1,16 +1,11 @@
-//! `cargo xtask run`: tools, then `trunk build`, then `livepet serve` on the fresh build.
+//! `cargo xtask run`: tools and the web app build (shared with `cargo xtask test`), then
+//! `livepet serve` on the fresh build.
 
 use crate::proc::{self, step};
-use crate::tools;
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use clap::Args;
-use std::path::Path;
 use std::process::Command;
 
-/// Where trunk writes the web app (Trunk.toml's `dist`), relative to the workspace root.
-const DIST: &str = "frontend/dist";
-/// The Cargo profile for the browser build (root Cargo.toml): size-optimised, LTO, abort.
-const WASM_PROFILE: &str = "wasm-release";
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
 
 #[derive(Debug, Args)]
@@ -27,29 +22,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    step("checking tools (wasm32 target, trunk, wasm-bindgen, wasm-opt)");
-    let web = tools::ensure_web_tools()?;
-
-    // trunk runs with --offline so a tool mismatch fails here instead of trying a download
-    // that cannot work on our machines; that also makes its cargo offline, so fetch first.
-    step("fetching crates");
-    proc::run(proc::cargo().arg("fetch"))?;
-
-    step(format!(
-        "building the web app into {DIST} (trunk build --release)"
-    ));
-    proc::run(
-        proc::command("trunk")
-            .args([
-                "build",
-                "--release",
-                "--offline",
-                "--cargo-profile",
-                WASM_PROFILE,
-            ])
-            .env("PATH", &web.path),
-    )?;
-    report_dist(&proc::root().join(DIST))?;
+    crate::browser::build_frontend()?;
 
     let url = serve_url(
         &args.serve_args,
@@ -66,37 +39,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     cmd.args(["-p", "livepet-server", "--bin", "livepet", "--", "serve"]);
     if !has_flag(&args.serve_args, "--static-dir") {
-        cmd.args(["--static-dir", DIST]);
+        cmd.args(["--static-dir", crate::browser::DIST]);
     }
     cmd.args(&args.serve_args);
     println!("    $ {}", proc::display(&cmd));
     exec(cmd)
-}
-
-/// Checks the build produced a page and a wasm module, and shows the module's size.
-fn report_dist(dist: &Path) -> Result<()> {
-    if !dist.join("index.html").is_file() {
-        bail!("trunk finished but {} has no index.html", dist.display());
-    }
-    let entries = std::fs::read_dir(dist).with_context(|| format!("listing {}", dist.display()))?;
-    let mut wasm = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        if entry.path().extension().is_some_and(|e| e == "wasm") {
-            wasm.push((entry.file_name(), entry.metadata()?.len()));
-        }
-    }
-    if wasm.is_empty() {
-        bail!("trunk finished but {} has no .wasm file", dist.display());
-    }
-    for (name, bytes) in wasm {
-        println!(
-            "    {DIST}/{} ({:.0} KB)",
-            name.to_string_lossy(),
-            bytes as f64 / 1024.0
-        );
-    }
-    Ok(())
 }
 
 /// Replaces this process with the server, so Ctrl-C and SIGTERM reach it directly and it
