@@ -10,7 +10,7 @@ use actix::{Actor, Addr};
 use livepet_shared::{PetId, PetState, Rules, Species, UserId};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -25,46 +25,96 @@ pub struct PetRecord {
     pub state: PetState,
 }
 
-/// One pet's newest state as the persister sees it. The pet writes it on every change (two
-/// relaxed stores to memory only it writes); the persister reads it at flush time. The
-/// state is one packed word, so a flush never reads half of one change and half of another.
+/// One pet's state, shared by the pet's actor, its arbiter's [`Ticker`] and the persister.
+/// The actor and the ticker run on the pet's arbiter thread and are the only writers; the
+/// persister reads it at flush time. The state is one packed word, so a flush never reads
+/// half of one change and half of another.
+///
+/// [`Ticker`]: crate::actors::ticker::Ticker
 pub struct PetCell {
     id: PetId,
     /// age | hunger << 32 | alive << 63
     state: AtomicU64,
+    /// When the state was produced (ms since the epoch).
     at: AtomicI64,
-    /// Whether this cell is in the dirty list: it is pushed once per flush, however often
+    /// Whether this cell is in the dirty list: it is listed once per flush, however often
     /// the pet changes in between.
     dirty: AtomicBool,
+    /// [`PetCell::LIVE`], [`PetCell::WATCHED`], [`PetCell::TICKED`], [`PetCell::PANIC_NEXT`].
+    flags: AtomicU8,
 }
 
 impl PetCell {
-    pub fn new(id: PetId) -> Arc<PetCell> {
-        Arc::new(PetCell {
+    /// The pet's actor is running: the ticker ticks it.
+    pub const LIVE: u8 = 1;
+    /// Someone watches the pet: the ticker tells its actor after every tick.
+    pub const WATCHED: u8 = 2;
+    /// The pet has ticked at least once in this process.
+    pub const TICKED: u8 = 4;
+    /// Test hook: the next rule application panics.
+    pub const PANIC_NEXT: u8 = 8;
+
+    pub fn new(id: PetId, state: PetState, at: i64) -> Arc<PetCell> {
+        let cell = PetCell {
             id,
             state: AtomicU64::new(0),
             at: AtomicI64::new(0),
             dirty: AtomicBool::new(false),
-        })
+            flags: AtomicU8::new(0),
+        };
+        cell.store(state, at);
+        Arc::new(cell)
     }
 
-    fn store(&self, snap: &PetSnapshot) {
-        let packed = u64::from(snap.age)
-            | (u64::from(snap.hunger.min(i32::MAX as u32)) << 32)
-            | (u64::from(snap.alive) << 63);
-        self.state.store(packed, Ordering::Relaxed);
-        self.at.store(snap.at, Ordering::Relaxed);
+    pub fn id(&self) -> PetId {
+        self.id
     }
 
-    fn load(&self) -> PetSnapshot {
+    /// The pet's current state.
+    pub fn state(&self) -> PetState {
         let packed = self.state.load(Ordering::Relaxed);
-        PetSnapshot {
-            id: self.id,
+        PetState {
             age: packed as u32,
             hunger: ((packed >> 32) as u32) & 0x7FFF_FFFF,
             alive: packed >> 63 == 1,
-            at: self.at.load(Ordering::Relaxed),
         }
+    }
+
+    /// When the current state was produced.
+    pub fn at(&self) -> i64 {
+        self.at.load(Ordering::Relaxed)
+    }
+
+    pub fn flags(&self) -> u8 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    pub fn set_flag(&self, flag: u8, on: bool) {
+        if on {
+            self.flags.fetch_or(flag, Ordering::Relaxed);
+        } else {
+            self.flags.fetch_and(!flag, Ordering::Relaxed);
+        }
+    }
+
+    /// The state as a row for the database.
+    pub fn snapshot(&self) -> PetSnapshot {
+        let s = self.state();
+        PetSnapshot {
+            id: self.id,
+            age: s.age,
+            hunger: s.hunger,
+            alive: s.alive,
+            at: self.at(),
+        }
+    }
+
+    fn store(&self, s: PetState, at: i64) {
+        let packed = u64::from(s.age)
+            | (u64::from(s.hunger.min(0x7FFF_FFFF)) << 32)
+            | (u64::from(s.alive) << 63);
+        self.state.store(packed, Ordering::Relaxed);
+        self.at.store(at, Ordering::Relaxed);
     }
 }
 
@@ -92,9 +142,9 @@ impl DirtyPets {
         &self.shards[id.0.rem_euclid(self.shards.len() as i64) as usize]
     }
 
-    /// Records a pet's newest state in its cell, listing the cell if it is not listed yet.
-    pub fn mark(&self, cell: &Arc<PetCell>, snap: PetSnapshot) {
-        cell.store(&snap);
+    /// Records a pet's new state in its cell, listing the cell if it is not listed yet.
+    pub fn mark(&self, cell: &Arc<PetCell>, state: PetState, at: i64) {
+        cell.store(state, at);
         // SeqCst pairs with take_all: either this swap sees the flag take_all cleared (and
         // lists the cell again), or take_all's read comes after the store above.
         if !cell.dirty.swap(true, Ordering::SeqCst) {
@@ -120,7 +170,7 @@ impl DirtyPets {
             for cell in taken {
                 // Unlist first, then read: a change after the read lists the cell again.
                 cell.dirty.store(false, Ordering::SeqCst);
-                out.push(cell.load());
+                out.push(cell.snapshot());
             }
         }
         let restored =

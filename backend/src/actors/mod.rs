@@ -4,5 +4,6 @@ pub mod persister;
 pub mod pet;
 pub mod presence;
 pub mod registry;
+pub mod ticker;
 pub mod treat_refresher;
 pub mod viewer_session;

@@ -1,10 +1,11 @@
-//! PetActor: one live pet. It ticks on its own timer, applies feeds and treats, pushes its
+//! PetActor: one live pet. Its state lives in its [`PetCell`], ticked by its arbiter's
+//! [`Ticker`](crate::actors::ticker::Ticker); the actor applies feeds and treats, pushes the
 //! state to every watching viewer (serialized once per change), marks itself dirty for the
 //! persister, and on death persists at once and stops.
 
 use crate::actors::persister::PersistNow;
+use crate::actors::ticker::Ticker;
 use crate::clock::now_ms;
-use crate::db::queries::PetSnapshot;
 use crate::world::{PetCell, PetRecord, World};
 use actix::dev::SendError;
 use actix::prelude::*;
@@ -12,8 +13,8 @@ use livepet_shared::rules::Outcome;
 use livepet_shared::wire::{PetView, ServerMsg};
 use livepet_shared::{PetId, PetState, Species, UserId};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Identifies one viewer (a WebSocket session) across all the pets it watches.
 pub type ViewerId = u64;
@@ -76,6 +77,14 @@ pub struct Unwatch {
     pub viewer: ViewerId,
 }
 
+/// From the ticker: the pet's state changed (tell the viewers) or it died (record it).
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub enum Ticked {
+    Changed,
+    Died,
+}
+
 /// Test hook: the pet panics inside its next rule application.
 #[cfg(feature = "test-hooks")]
 #[derive(Message)]
@@ -88,15 +97,12 @@ pub struct PetActor {
     name: Box<str>,
     species: Species,
     born_at: i64,
-    state: PetState,
+    /// The state, shared with the ticker and the persister.
+    cell: Arc<PetCell>,
     viewers: Vec<(ViewerId, Recipient<PetFrame>)>,
     world: Arc<World>,
-    /// Where the persister finds this pet's newest state.
-    cell: Arc<PetCell>,
-    /// Whether this actor has ticked yet (for `livepet_first_ticks_total`).
-    ticked: bool,
-    #[cfg(feature = "test-hooks")]
-    panic_next: bool,
+    /// This thread's ticker, once started.
+    ticker: Option<Rc<Ticker>>,
 }
 
 impl PetActor {
@@ -107,53 +113,55 @@ impl PetActor {
             name: rec.name,
             species: rec.species,
             born_at: rec.born_at,
-            state: rec.state,
+            cell: PetCell::new(rec.id, rec.state, now_ms()),
             viewers: Vec::new(),
             world,
-            cell: PetCell::new(rec.id),
-            ticked: false,
-            #[cfg(feature = "test-hooks")]
-            panic_next: false,
+            ticker: None,
         }
     }
 
+    fn state(&self) -> PetState {
+        self.cell.state()
+    }
+
     fn view(&self, at: i64) -> PetView {
+        let state = self.state();
         PetView {
             id: self.id,
             name: self.name.to_string(),
             species: self.species,
-            age: self.state.age,
-            hunger: self.state.hunger,
-            alive: self.state.alive,
+            age: state.age,
+            hunger: state.hunger,
+            alive: state.alive,
             born_at: self.born_at,
             owner_id: self.owner,
             at,
         }
     }
 
-    /// Applies a rule. A panic inside it restores the state from just before, so the pet
-    /// carries on from its last good state instead of vanishing with its arbiter task.
-    /// `None` means the rule panicked and nothing changed.
+    /// Applies a rule to a copy of the state. A panic inside it leaves the state as it was,
+    /// so the pet carries on from its last good state instead of vanishing with its arbiter
+    /// task. `None` means the rule panicked and nothing changed.
     fn apply(
         &mut self,
         what: &str,
         rule: impl FnOnce(&mut PetState) -> Outcome,
-    ) -> Option<Outcome> {
-        let before = self.state;
-        #[cfg(feature = "test-hooks")]
-        let panic_now = std::mem::take(&mut self.panic_next);
-        let state = &mut self.state;
+    ) -> Option<(Outcome, PetState)> {
+        let before = self.state();
+        let mut state = before;
+        let panic_now = self.cell.flags() & PetCell::PANIC_NEXT != 0;
+        if panic_now {
+            self.cell.set_flag(PetCell::PANIC_NEXT, false);
+        }
         let result = catch_unwind(AssertUnwindSafe(|| {
-            #[cfg(feature = "test-hooks")]
             if panic_now {
                 panic!("injected panic (test hook)");
             }
-            rule(state)
+            rule(&mut state)
         }));
         match result {
-            Ok(outcome) => Some(outcome),
+            Ok(outcome) => Some((outcome, state)),
             Err(_) => {
-                self.state = before;
                 self.world.metrics.pet_restarts_total.inc();
                 log::error!(
                     "pet {} panicked during {what}; restarted from its last state (age {}, hunger {})",
@@ -166,32 +174,27 @@ impl PetActor {
         }
     }
 
-    fn snapshot(&self, at: i64) -> PetSnapshot {
-        PetSnapshot {
-            id: self.id,
-            age: self.state.age,
-            hunger: self.state.hunger,
-            alive: self.state.alive,
-            at,
-        }
-    }
-
-    /// After any state change: mark dirty, push to viewers, and handle a death.
-    fn changed(&mut self, outcome: Option<Outcome>, ctx: &mut Context<Self>) {
-        let Some(outcome @ (Outcome::Changed | Outcome::Died)) = outcome else {
+    /// After a feed or treat: record the new state, push it to viewers, handle a death.
+    fn changed(&mut self, applied: Option<(Outcome, PetState)>, ctx: &mut Context<Self>) {
+        let Some((outcome @ (Outcome::Changed | Outcome::Died), state)) = applied else {
             return;
         };
         let at = now_ms();
-        let snap = self.snapshot(at);
-        self.world.dirty.mark(&self.cell, snap);
+        self.world.dirty.mark(&self.cell, state, at);
         if outcome == Outcome::Changed {
             self.broadcast(at);
-            return;
+        } else {
+            self.died(ctx);
         }
+    }
+
+    /// The cell holds a dead state: write it, then tell the viewers, then stop.
+    fn died(&mut self, ctx: &mut Context<Self>) {
         // A death is written before anyone is told, so a death a viewer has seen survives
         // a crash. The persister handles messages in order, so this write also lands after
         // any earlier flush of an older state. Waiting holds only this pet's mailbox.
-        log::info!("pet {} died at age {}", self.id, self.state.age);
+        let snap = self.cell.snapshot();
+        log::info!("pet {} died at age {}", self.id, snap.age);
         let persist = self.world.persister.send(PersistNow {
             snapshots: vec![snap],
         });
@@ -202,9 +205,25 @@ impl PetActor {
                     act.id
                 );
             }
-            act.broadcast(at);
+            act.broadcast(snap.at);
             ctx.stop();
         }));
+    }
+
+    /// Keeps the ticker's list of watched pets in step with `viewers`.
+    fn sync_watched(&mut self, ctx: &mut Context<Self>) {
+        let watched = !self.viewers.is_empty();
+        if watched == (self.cell.flags() & PetCell::WATCHED != 0) {
+            return;
+        }
+        self.cell.set_flag(PetCell::WATCHED, watched);
+        if let Some(ticker) = &self.ticker {
+            if watched {
+                ticker.watch(self.id, ctx.address());
+            } else {
+                ticker.unwatch(self.id);
+            }
+        }
     }
 
     fn broadcast(&mut self, at: i64) {
@@ -227,7 +246,7 @@ impl PetActor {
         };
         let frame = PetFrame {
             pet_id: self.id,
-            alive: self.state.alive,
+            alive: self.state().alive,
             json,
         };
         // try_send respects the session's bounded mailbox: a viewer whose client stopped
@@ -252,67 +271,33 @@ impl PetActor {
                 .inc_by(dropped as u64);
         }
     }
-
-    fn tick(&mut self, ctx: &mut Context<Self>) {
-        let rules = self.world.rules;
-        let outcome = self.apply("tick", |s| s.tick(&rules));
-        if matches!(outcome, Some(Outcome::Changed | Outcome::Died)) {
-            self.world.metrics.ticks_total.inc();
-        }
-        self.changed(outcome, ctx);
-    }
-}
-
-/// Width of one tick slot. Every pet ticks on a slot boundary of a grid shared by all pets
-/// (aligned to the wall clock), so an arbiter thread wakes once per slot and ticks that
-/// slot's pets together, instead of waking every millisecond for a few of them: with a
-/// million staggered timers the wake-ups, not the ticks, were most of the CPU.
-const TICK_SLOT: Duration = Duration::from_millis(100);
-
-/// When pet `id` first ticks: on its own slot of the period (ids spread evenly over the
-/// slots), at the first such boundary after `now_unix_ms`. Returns the delay from now.
-fn first_tick_delay(id: PetId, period: Duration, now_unix_ms: i64) -> Duration {
-    let period_ms = period.as_millis().max(1) as i64;
-    let slot_ms = (TICK_SLOT.as_millis() as i64).min(period_ms);
-    let slots = (period_ms / slot_ms).max(1);
-    // Multiplicative hashing: consecutive ids land on distant slots.
-    let slot = ((id.0 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) % slots as u64) as i64;
-    let phase = slot * slot_ms;
-    // The next instant t > now with t ≡ phase (mod period), on the shared wall-clock grid.
-    let into_period = now_unix_ms.rem_euclid(period_ms);
-    let mut wait = (phase - into_period).rem_euclid(period_ms);
-    if wait == 0 {
-        wait = period_ms;
-    }
-    Duration::from_millis(wait as u64)
 }
 
 impl Actor for PetActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if !self.state.alive {
+        if !self.state().alive {
             ctx.stop();
             return;
         }
         self.world.metrics.pets_alive.inc();
-        let period = self.world.tick;
-        let first = actix::clock::Instant::now() + first_tick_delay(self.id, period, now_ms());
-        // Fixed rate from an aligned start: later ticks stay on the grid.
-        ctx.run_interval_at(first, period, |act, ctx| {
-            if !act.ticked {
-                act.ticked = true;
-                act.world.metrics.first_ticks_total.inc();
-            }
-            act.tick(ctx);
-        });
+        self.cell.set_flag(PetCell::LIVE, true);
+        let ticker = Ticker::of_this_thread(&self.world);
+        ticker.add(self.cell.clone());
+        self.ticker = Some(ticker);
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        // The ticker drops the pet at its next pass.
+        self.cell.set_flag(PetCell::LIVE, false);
+        if let Some(ticker) = &self.ticker {
+            ticker.unwatch(self.id);
+        }
         if self.world.registry.get(self.id).is_some() {
             self.world.registry.forget(self.id);
         }
-        if self.state.alive {
+        if self.state().alive {
             // Stopped without dying: the arbiter is shutting down.
             return;
         }
@@ -320,6 +305,22 @@ impl Actor for PetActor {
         let removed = self.viewers.len() as i64;
         self.world.metrics.viewers.sub(removed);
         self.viewers.clear();
+    }
+}
+
+impl Handler<Ticked> for PetActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Ticked, ctx: &mut Context<Self>) {
+        match msg {
+            Ticked::Changed => {
+                // The newest state, whatever happened since the tick: a frame can repeat a
+                // state, never go back to an older one.
+                self.broadcast(self.cell.at());
+                self.sync_watched(ctx);
+            }
+            Ticked::Died => self.died(ctx),
+        }
     }
 }
 
@@ -338,12 +339,13 @@ impl Handler<Feed> for PetActor {
         if msg.by != self.owner {
             return Err(PetError::NotOwner);
         }
-        if !self.state.alive {
+        if !self.state().alive {
             return Err(PetError::Dead);
         }
         let rules = self.world.rules;
-        let outcome = self.apply("feed", |s| s.feed(&rules));
-        self.changed(outcome, ctx);
+        let applied = self.apply("feed", |s| s.feed(&rules));
+        self.changed(applied, ctx);
+        self.sync_watched(ctx);
         Ok(self.view(now_ms()))
     }
 }
@@ -355,12 +357,13 @@ impl Handler<Treat> for PetActor {
         if msg.by == self.owner {
             return Err(PetError::OwnPet);
         }
-        if !self.state.alive {
+        if !self.state().alive {
             return Err(PetError::Dead);
         }
         let rules = self.world.rules;
-        let outcome = self.apply("treat", |s| s.treat(&rules));
-        self.changed(outcome, ctx);
+        let applied = self.apply("treat", |s| s.treat(&rules));
+        self.changed(applied, ctx);
+        self.sync_watched(ctx);
         Ok(self.view(now_ms()))
     }
 }
@@ -368,7 +371,7 @@ impl Handler<Treat> for PetActor {
 impl Handler<Watch> for PetActor {
     type Result = Result<PetView, PetError>;
 
-    fn handle(&mut self, msg: Watch, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Watch, ctx: &mut Context<Self>) -> Self::Result {
         if msg.by != self.owner {
             return Err(PetError::NotOwner);
         }
@@ -379,7 +382,7 @@ impl Handler<Watch> for PetActor {
             Ok(json) => {
                 let _ = msg.to.try_send(PetFrame {
                     pet_id: self.id,
-                    alive: self.state.alive,
+                    alive: view.alive,
                     json: json.into(),
                 });
             }
@@ -389,6 +392,7 @@ impl Handler<Watch> for PetActor {
             self.viewers.push((msg.viewer, msg.to));
             self.world.metrics.viewers.inc();
         }
+        self.sync_watched(ctx);
         Ok(view)
     }
 }
@@ -396,11 +400,12 @@ impl Handler<Watch> for PetActor {
 impl Handler<Unwatch> for PetActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Unwatch, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Unwatch, ctx: &mut Context<Self>) {
         let before = self.viewers.len();
         self.viewers.retain(|(v, _)| *v != msg.viewer);
         let removed = before - self.viewers.len();
         self.world.metrics.viewers.sub(removed as i64);
+        self.sync_watched(ctx);
     }
 }
 
@@ -409,6 +414,6 @@ impl Handler<InjectPanic> for PetActor {
     type Result = ();
 
     fn handle(&mut self, _: InjectPanic, _: &mut Context<Self>) {
-        self.panic_next = true;
+        self.cell.set_flag(PetCell::PANIC_NEXT, true);
     }
 }
