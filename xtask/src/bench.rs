@@ -598,13 +598,15 @@ fn viewers(ctx: &Ctx, m: usize) -> Result<Viewers> {
     let mut server = serve(ctx, &db, &tag, &[])?;
     wait_all_ticked(&mut server, n, Duration::from_secs(600))?;
     let warmup = if ctx.plan.quick { 1.0 } else { 10.0 };
+    // Every tick sample, kept beside the logs for a closer look at outliers.
+    let samples = ctx.dir.join(format!("{tag}-samples.txt"));
     let mut load = load_viewers(
         ctx,
         &server,
         m,
         ctx.plan.viewer_window_s,
         warmup,
-        None,
+        Some(&samples),
         &tag,
     )?;
     let (start, end) = load.proc.wait_for(Duration::from_secs(1800), window_line)?;

@@ -19,6 +19,10 @@ mod viewers;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// The same allocator as the server (it holds thousands of sockets too).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "livepet-load", version)]
 struct Cli {

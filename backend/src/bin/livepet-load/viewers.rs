@@ -46,8 +46,8 @@ pub struct ViewersArgs {
     /// Share of viewers (0..=1) that feed their pet.
     #[arg(long, default_value_t = 0.1)]
     feed_share: f64,
-    /// Seconds between two feeds of one feeder; a feed is skipped while hunger is under 100
-    /// (a user feeds a hungry pet, and a feed at 0 would change nothing to observe).
+    /// Seconds between two feeds of one feeder; a feed is skipped while hunger is 0 (it
+    /// would change nothing, so no frame could show it).
     #[arg(long, default_value_t = 20.0)]
     feed_every_s: f64,
     /// Share of viewers (0..=1) that give treats to the next viewer's pet.
@@ -133,7 +133,7 @@ struct Report {
     tick_lateness_ms: Percentiles,
     feed_rtt_ms: Percentiles,
     feeds_sent: u64,
-    feeds_skipped_not_hungry: u64,
+    feeds_skipped_hunger_zero: u64,
     feeds_unanswered: u64,
     treat_rtt_ms: Percentiles,
     treats_sent: u64,
@@ -316,6 +316,8 @@ async fn run_thread(
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(60))
         .max_http_version(awc::http::Version::HTTP_11)
+        // Each WebSocket keeps its connection: no pool limit (awc's default is 100).
+        .connector(awc::Connector::new().limit(0))
         .finish();
     let args = Rc::new(args);
     let base: Rc<str> = base.into();
@@ -542,7 +544,7 @@ async fn viewer(
         if plan.feed && pending_feed.is_none() && now_i >= next_feed {
             next_feed = now_i + Duration::from_secs_f64(args.feed_every_s.max(0.001));
             match last {
-                Some((_, hunger)) if hunger >= 100 => {
+                Some((_, hunger)) if hunger > 0 => {
                     let msg = format!(r#"{{"type":"feed","pet_id":{}}}"#, plan.pet.0);
                     if ws.send(Message::Text(msg.into())).await.is_err() {
                         st.closed_early = true;
@@ -621,7 +623,7 @@ fn summarize(
         tick_lateness_ms: Percentiles::default(),
         feed_rtt_ms: Percentiles::default(),
         feeds_sent: 0,
-        feeds_skipped_not_hungry: 0,
+        feeds_skipped_hunger_zero: 0,
         feeds_unanswered: 0,
         treat_rtt_ms: Percentiles::default(),
         treats_sent: 0,
@@ -647,7 +649,7 @@ fn summarize(
         r.frames_received += s.ticks_received;
         r.frames_missing += s.ticks_missing;
         r.feeds_sent += s.feeds_sent;
-        r.feeds_skipped_not_hungry += s.feeds_skipped;
+        r.feeds_skipped_hunger_zero += s.feeds_skipped;
         r.feeds_unanswered += s.feeds_lost;
         r.treats_sent += s.treats_sent;
         r.frames_total += s.frames_total;
