@@ -20,9 +20,10 @@ async fn login_ms(c: &mut Client, email: &str, password: &str) -> (u16, f64) {
     (res.status().as_u16(), t.elapsed().as_secs_f64() * 1000.0)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+/// The fastest of several tries: noise from a busy machine only ever adds time, while the
+/// cost of the work itself (one argon2id verification) is a floor under every try.
+fn fastest(v: Vec<f64>) -> f64 {
+    v.into_iter().fold(f64::INFINITY, f64::min)
 }
 
 #[actix_rt::test]
@@ -39,10 +40,10 @@ async fn unknown_email_and_wrong_password_look_the_same_sqlite() {
         unknown.push(t1);
         wrong.push(t2);
     }
-    let (u, w) = (median(unknown), median(wrong));
+    let (u, w) = (fastest(unknown), fastest(wrong));
     let ratio = u.max(w) / u.min(w);
     crate::helpers::report(&format!(
-        "login timing: unknown email {u:.1} ms, wrong password {w:.1} ms (ratio {ratio:.2})"
+        "login timing (fastest of 9): unknown email {u:.1} ms, wrong password {w:.1} ms (ratio {ratio:.2})"
     ));
     // Both pay one argon2id verification; without the dummy verification the unknown email
     // would answer many times faster.
