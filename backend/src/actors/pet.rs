@@ -38,8 +38,6 @@ pub enum PetError {
     Dead,
     #[error("you cannot give a treat to your own pet")]
     OwnPet,
-    #[error("this pet is not available")]
-    Gone,
 }
 
 /// The pet's current view.

@@ -261,7 +261,6 @@ impl ViewerSession {
             PetError::NotOwner => ErrorCode::Forbidden,
             PetError::Dead => ErrorCode::PetDead,
             PetError::OwnPet => ErrorCode::OwnPet,
-            PetError::Gone => ErrorCode::NotFound,
         };
         self.error(ctx, code, e.to_string());
     }
