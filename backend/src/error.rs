@@ -1,10 +1,14 @@
-//! The one error type at the HTTP edge, and how each kind maps to a status and JSON body.
+//! The one error type of LivePet's operations, and how each kind maps to a status and JSON
+//! body at the HTTP edge (the WebSocket edge turns it into an `error` frame with the same
+//! code: `ws::protocol::FrameError`).
 //!
-//! Policy: handlers return `AppError`; every variant has a stable snake_case code from
-//! `livepet_shared::wire::ErrorCode`. Internal failures are logged here with their cause and
-//! shown to the client only as a generic message. A database that cannot be reached is a 503,
-//! not a 500, so clients know to retry.
+//! Policy: services and handlers return `AppError`; every variant has a stable snake_case
+//! code from `livepet_shared::wire::ErrorCode`. Internal failures are logged here with their
+//! cause and shown to the client only as a generic message. A database that cannot be
+//! reached is a 503, not a 500, so clients know to retry.
 
+use crate::db::models::RowError;
+use crate::db::DbError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use livepet_shared::wire::{ApiError, ApiErrorDetail, ErrorCode};
@@ -16,8 +20,18 @@ pub enum AppError {
     /// Field-by-field validation failures (422).
     Validation(BTreeMap<String, String>),
     Unauthorized(&'static str),
+    /// Known, but not allowed for this user or from this origin.
+    Forbidden(&'static str),
     NotFound(&'static str),
     EmailTaken,
+    /// The pet has died; it can no longer be fed.
+    PetDead,
+    /// The pet is on nobody's screen (or left it), so it cannot get a treat.
+    NotActive(&'static str),
+    /// Treats are for other people's pets.
+    OwnPet,
+    /// The user has no treats left until the next top-up.
+    NoTreats,
     BadRequest(String),
     InvalidJson(String),
     PayloadTooLarge,
@@ -34,8 +48,13 @@ impl AppError {
         match self {
             AppError::Validation(_) => ErrorCode::ValidationFailed,
             AppError::Unauthorized(_) => ErrorCode::Unauthorized,
+            AppError::Forbidden(_) => ErrorCode::Forbidden,
             AppError::NotFound(_) => ErrorCode::NotFound,
             AppError::EmailTaken => ErrorCode::EmailTaken,
+            AppError::PetDead => ErrorCode::PetDead,
+            AppError::NotActive(_) => ErrorCode::NotActive,
+            AppError::OwnPet => ErrorCode::OwnPet,
+            AppError::NoTreats => ErrorCode::NoTreats,
             AppError::BadRequest(_) => ErrorCode::BadRequest,
             AppError::InvalidJson(_) => ErrorCode::InvalidJson,
             AppError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
@@ -46,11 +65,18 @@ impl AppError {
         }
     }
 
-    fn message(&self) -> String {
+    /// What the client is told.
+    pub fn message(&self) -> String {
         match self {
             AppError::Validation(_) => "some fields are not valid".into(),
-            AppError::Unauthorized(m) | AppError::NotFound(m) => (*m).into(),
+            AppError::Unauthorized(m)
+            | AppError::Forbidden(m)
+            | AppError::NotFound(m)
+            | AppError::NotActive(m) => (*m).into(),
             AppError::EmailTaken => "an account with this email already exists".into(),
+            AppError::PetDead => "this pet has died".into(),
+            AppError::OwnPet => "treats are for other people's pets".into(),
+            AppError::NoTreats => "you have no treats left".into(),
             AppError::BadRequest(m) | AppError::InvalidJson(m) => m.clone(),
             AppError::PayloadTooLarge => "the request body is too large".into(),
             AppError::UnsupportedMediaType => {
@@ -76,9 +102,14 @@ impl AppError {
         }
     }
 
-    /// One field's validation failure.
-    pub fn field(name: &str, message: &str) -> AppError {
-        AppError::Validation(BTreeMap::from([(name.to_string(), message.to_string())]))
+    /// Logs what the client is not told: the cause of internal and database failures.
+    /// Called once, where the error leaves the server (HTTP response or WebSocket frame).
+    pub fn log_cause(&self) {
+        match self {
+            AppError::Internal(cause) => log::error!("internal error: {cause}"),
+            AppError::Unavailable(cause) => log::warn!("database unavailable: {cause}"),
+            _ => {}
+        }
     }
 }
 
@@ -93,8 +124,12 @@ impl ResponseError for AppError {
         match self {
             AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) | AppError::OwnPet => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::EmailTaken => StatusCode::CONFLICT,
+            AppError::EmailTaken
+            | AppError::PetDead
+            | AppError::NotActive(_)
+            | AppError::NoTreats => StatusCode::CONFLICT,
             AppError::BadRequest(_) | AppError::InvalidJson(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -105,11 +140,7 @@ impl ResponseError for AppError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        match self {
-            AppError::Internal(cause) => log::error!("internal error: {cause}"),
-            AppError::Unavailable(cause) => log::warn!("database unavailable: {cause}"),
-            _ => {}
-        }
+        self.log_cause();
         let mut res = HttpResponse::build(self.status_code());
         if let AppError::RateLimited(secs) = self {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
@@ -154,14 +185,17 @@ fn is_unavailable(message: &str) -> bool {
     .any(|needle| m.contains(needle))
 }
 
-impl From<r2d2::Error> for AppError {
-    fn from(e: r2d2::Error) -> Self {
-        AppError::Unavailable(e.to_string())
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Pool(e) => AppError::Unavailable(e.to_string()),
+            DbError::Task(e) => AppError::Internal(e),
+        }
     }
 }
 
-impl From<actix_web::error::BlockingError> for AppError {
-    fn from(e: actix_web::error::BlockingError) -> Self {
+impl From<RowError> for AppError {
+    fn from(e: RowError) -> Self {
         AppError::Internal(e.to_string())
     }
 }
@@ -181,5 +215,144 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> AppError {
         J::Deserialize(e) if e.is_data() => AppError::BadRequest(format!("invalid body: {e}")),
         J::Deserialize(e) => AppError::InvalidJson(format!("the body is not valid JSON: {e}")),
         other => AppError::BadRequest(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody as _;
+    use serde_json::{json, Value};
+
+    /// Status, Retry-After and exact JSON body of an error as a client receives it.
+    fn sent(e: AppError) -> (u16, Option<String>, Value) {
+        let res = e.error_response();
+        let status = res.status().as_u16();
+        let retry = res
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = res.into_body().try_into_bytes().unwrap();
+        (status, retry, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    fn body(code: &str, message: &str) -> Value {
+        json!({"error": {"code": code, "message": message}})
+    }
+
+    #[test]
+    fn every_variant_has_its_exact_status_and_json() {
+        let fields = BTreeMap::from([("name".to_string(), "at least 3 characters".to_string())]);
+        let cases: Vec<(AppError, u16, Value)> = vec![
+            (
+                AppError::Validation(fields),
+                422,
+                json!({"error": {"code": "validation_failed", "message": "some fields are not valid",
+                                 "fields": {"name": "at least 3 characters"}}}),
+            ),
+            (
+                AppError::Unauthorized("log in first"),
+                401,
+                body("unauthorized", "log in first"),
+            ),
+            (
+                AppError::Forbidden("not from here"),
+                403,
+                body("forbidden", "not from here"),
+            ),
+            (
+                AppError::NotFound("no such pet"),
+                404,
+                body("not_found", "no such pet"),
+            ),
+            (
+                AppError::EmailTaken,
+                409,
+                body("email_taken", "an account with this email already exists"),
+            ),
+            (
+                AppError::PetDead,
+                409,
+                body("pet_dead", "this pet has died"),
+            ),
+            (AppError::NotActive("gone"), 409, body("not_active", "gone")),
+            (
+                AppError::OwnPet,
+                403,
+                body("own_pet", "treats are for other people's pets"),
+            ),
+            (
+                AppError::NoTreats,
+                409,
+                body("no_treats", "you have no treats left"),
+            ),
+            (
+                AppError::BadRequest("bad".into()),
+                400,
+                body("bad_request", "bad"),
+            ),
+            (
+                AppError::InvalidJson("not JSON".into()),
+                400,
+                body("invalid_json", "not JSON"),
+            ),
+            (
+                AppError::PayloadTooLarge,
+                413,
+                body("payload_too_large", "the request body is too large"),
+            ),
+            (
+                AppError::UnsupportedMediaType,
+                415,
+                body(
+                    "unsupported_media_type",
+                    "send JSON with Content-Type: application/json",
+                ),
+            ),
+            (
+                AppError::Unavailable("connection refused".into()),
+                503,
+                body(
+                    "service_unavailable",
+                    "the database is unavailable; try again shortly",
+                ),
+            ),
+            (
+                AppError::Internal("secret cause".into()),
+                500,
+                body("internal", "something went wrong on our side"),
+            ),
+        ];
+        for (error, status, json) in cases {
+            let what = format!("{error:?}");
+            let (got_status, retry, got) = sent(error);
+            assert_eq!(got_status, status, "{what}");
+            assert_eq!(got, json, "{what}");
+            assert_eq!(retry, None, "{what}");
+        }
+        let (status, retry, got) = sent(AppError::RateLimited(7));
+        assert_eq!(status, 429);
+        assert_eq!(retry.as_deref(), Some("7"));
+        assert_eq!(
+            got,
+            body("rate_limited", "too many attempts; try again in 7 s")
+        );
+    }
+
+    #[test]
+    fn database_failures_are_503_or_500_by_cause() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let locked = Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("database is locked".to_string()),
+        );
+        assert_eq!(AppError::from(locked).code(), ErrorCode::ServiceUnavailable);
+        assert_eq!(AppError::from(Error::NotFound).code(), ErrorCode::Internal);
+        let damaged = RowError::species(3, "dragon");
+        assert_eq!(AppError::from(damaged).code(), ErrorCode::Internal);
+        assert_eq!(
+            AppError::from(DbError::Task("cancelled".into())).code(),
+            ErrorCode::Internal
+        );
     }
 }

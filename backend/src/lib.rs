@@ -1,20 +1,28 @@
 //! The LivePet server: a world of pet actors, persisted through diesel, served over HTTP
 //! and WebSocket. `main.rs` only parses the command line and calls [`run_cli`].
+//!
+//! Layers, each depending only on the ones below it (a test in `layering.rs` checks):
+//! - edges: `api` (HTTP) and `ws` (WebSocket), started by `startup`, sharing `state`;
+//! - `services`: operations both edges use (accounts, pets, treats);
+//! - the pet core: `world` (cells, dirty set, ticker, registry, loading) and `actors`;
+//! - `db`: connections, rows and queries; beside everything, `config`, `metrics`, `clock`.
 
 pub mod actors;
 pub mod api;
-pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod http;
 pub mod metrics;
 pub mod seed;
+pub mod services;
 pub mod startup;
+pub mod state;
 pub mod world;
 pub mod ws;
-pub mod ws_protocol;
+
+#[cfg(test)]
+mod layering;
 
 use config::{Cli, Command};
 

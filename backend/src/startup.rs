@@ -4,44 +4,29 @@
 
 use crate::actors::persister::{Flush, FlushReport, Persister};
 use crate::actors::presence::{Presence, Shutdown};
-use crate::actors::registry::PetRegistry;
 use crate::actors::treat_refresher::TreatRefresher;
-use crate::auth::Auth;
 use crate::config::ServeArgs;
-use crate::db::{self, queries, DbPool};
+use crate::db;
 use crate::metrics::Metrics;
-use crate::world::{DirtyPets, PetRecord, World};
+use crate::services::accounts::Accounts;
+use crate::services::Services;
+use crate::state::{AppState, EdgeSettings};
+use crate::world::{loader, DirtyPets, PetRegistry, World};
 use actix::{Actor, Addr, SyncArbiter};
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
-use livepet_shared::{PetId, PetState, Rules, Species, UserId};
-use std::net::{SocketAddr, TcpListener};
+use livepet_shared::Rules;
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Pets read from the database per page at startup.
-const LOAD_PAGE: i64 = 100_000;
-
-/// What request handlers and viewer sessions share.
-pub struct AppState {
-    pub world: Arc<World>,
-    pub pool: DbPool,
-    pub auth: Auth,
-    pub presence: Addr<Presence>,
-    pub allowed_origins: Vec<String>,
-    pub dashboard: bool,
-    pub ws_frames_per_second: u32,
-    pub started: Instant,
-}
-
 /// A running server.
 pub struct Application {
-    addr: SocketAddr,
+    port: u16,
     handle: ServerHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     world: Arc<World>,
-    pool: DbPool,
     presence: Addr<Presence>,
     shutdown_timeout: Duration,
     started_pets: usize,
@@ -63,23 +48,25 @@ impl Application {
             .await
             .context("migration task failed")??;
         let pool = db::pool(&url, 8)?;
-        // Before any pet starts: hashing the dummy password takes a moment.
-        let auth = actix_web::rt::task::spawn_blocking({
-            let (per_minute, days, secure) = (
-                cfg.auth_attempts_per_minute,
-                cfg.session_days,
-                cfg.secure_cookies,
-            );
-            move || Auth::new(per_minute, Duration::from_secs(days * 86_400), secure)
-        })
-        .await
-        .context("auth setup task failed")?
-        .map_err(|e| anyhow::anyhow!("auth setup failed: {e}"))?;
-
         let rules = Rules {
             death_age: cfg.death_age,
             ..Rules::default()
         };
+        // Before any pet starts: hashing the dummy password takes a moment.
+        let accounts = actix_web::rt::task::spawn_blocking({
+            let (per_minute, days) = (cfg.auth_attempts_per_minute, cfg.session_days);
+            move || {
+                Accounts::new(
+                    per_minute,
+                    Duration::from_secs(days * 86_400),
+                    rules.max_treats,
+                )
+            }
+        })
+        .await
+        .context("account setup task failed")?
+        .map_err(|e| anyhow::anyhow!("account setup failed: {e}"))?;
+
         let threads = cfg.arbiter_count();
         let metrics = Arc::new(Metrics::new());
         let dirty = Arc::new(DirtyPets::new(threads));
@@ -104,10 +91,11 @@ impl Application {
         );
         let loader_world = world.clone();
         let load_url = url.clone();
-        let started_pets =
-            actix_web::rt::task::spawn_blocking(move || load_pets(&load_url, &loader_world))
-                .await
-                .context("pet loader task failed")??;
+        let started_pets = actix_web::rt::task::spawn_blocking(move || {
+            loader::load_pets(&load_url, &loader_world)
+        })
+        .await
+        .context("pet loader task failed")??;
         let secs = began.elapsed().as_secs_f64();
         metrics.startup_seconds.set(secs);
         log::info!(
@@ -137,13 +125,18 @@ impl Application {
             );
         }
         let state = web::Data::new(AppState {
-            world: world.clone(),
-            pool: pool.clone(),
-            auth,
-            presence: presence.clone(),
-            allowed_origins: cfg.allowed_origins.clone(),
-            dashboard: !cfg.no_dashboard,
-            ws_frames_per_second: cfg.ws_frames_per_second,
+            services: Services {
+                world: world.clone(),
+                pool,
+                presence: presence.clone(),
+                accounts,
+            },
+            settings: EdgeSettings {
+                allowed_origins: cfg.allowed_origins.clone(),
+                secure_cookies: cfg.secure_cookies,
+                dashboard: !cfg.no_dashboard,
+                ws_frames_per_second: cfg.ws_frames_per_second,
+            },
             started: began,
         });
         actix_web::rt::spawn(housekeeping(state.clone()));
@@ -151,7 +144,7 @@ impl Application {
             let static_dir = static_dir.clone();
             App::new()
                 .app_data(state.clone())
-                .configure(|c| crate::http::configure(c, static_dir))
+                .configure(|c| crate::api::configure(c, static_dir))
         })
         .disable_signals()
         .shutdown_timeout(cfg.shutdown_timeout_s)
@@ -162,31 +155,22 @@ impl Application {
         let server = actix_web::rt::spawn(server);
         log::info!("listening on http://{addr}");
         Ok(Application {
-            addr,
+            port: addr.port(),
             handle,
             server,
             world,
-            pool,
             presence,
             shutdown_timeout: Duration::from_secs(cfg.shutdown_timeout_s),
             started_pets,
         })
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.port
     }
 
     pub fn world(&self) -> &Arc<World> {
         &self.world
-    }
-
-    pub fn pool(&self) -> &DbPool {
-        &self.pool
     }
 
     /// How many stored pets were brought to life at startup.
@@ -264,20 +248,11 @@ async fn housekeeping(state: web::Data<AppState>) {
     let mut every = actix_web::rt::time::interval(Duration::from_secs(3600));
     loop {
         every.tick().await;
-        state.auth.forget_quiet_clients();
-        let pool = state.pool.clone();
-        let purged = actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<usize> {
-            let mut conn = pool.get()?;
-            Ok(queries::purge_expired_sessions(
-                &mut conn,
-                crate::clock::now_ms(),
-            )?)
-        })
-        .await;
-        match purged {
-            Ok(Ok(n)) if n > 0 => log::info!("removed {n} expired session(s)"),
-            Ok(Err(e)) => log::warn!("removing expired sessions failed: {e:#}"),
-            _ => {}
+        state.services.accounts.forget_quiet_clients();
+        match state.services.purge_expired_sessions().await {
+            Ok(n) if n > 0 => log::info!("removed {n} expired session(s)"),
+            Ok(_) => {}
+            Err(e) => log::warn!("removing expired sessions failed: {e}"),
         }
     }
 }
@@ -303,55 +278,4 @@ async fn persist_loop(persister: Addr<Persister>, every: Duration) {
             Err(_) => return, // the persister is gone: shutting down
         };
     }
-}
-
-/// Reads every live pet page by page and starts them on the arbiters. Blocking.
-fn load_pets(url: &db::DbUrl, world: &Arc<World>) -> anyhow::Result<usize> {
-    let mut conn = db::establish(url)?;
-    let total = queries::count_live_pets(&mut conn)? as usize;
-    let began = Instant::now();
-    let mut after = 0i64;
-    let mut started = 0usize;
-    let mut next_log = 200_000usize;
-    loop {
-        let rows =
-            queries::live_pets_page(&mut conn, after, LOAD_PAGE).context("reading live pets")?;
-        let Some(last) = rows.last() else { break };
-        after = last.id;
-        let recs: Vec<PetRecord> = rows
-            .into_iter()
-            .filter_map(|r| {
-                let Some(species) = Species::parse(&r.species) else {
-                    log::warn!(
-                        "pet {} has unknown species `{}`; not started",
-                        r.id,
-                        r.species
-                    );
-                    return None;
-                };
-                Some(PetRecord {
-                    id: PetId(r.id),
-                    owner: UserId(r.user_id),
-                    name: r.name.into_boxed_str(),
-                    species,
-                    born_at: r.created_at,
-                    state: PetState {
-                        age: r.age.max(0) as u32,
-                        hunger: r.hunger.max(0) as u32,
-                        alive: r.is_alive,
-                    },
-                })
-            })
-            .collect();
-        started += world.start_many(recs);
-        if started >= next_log {
-            let secs = began.elapsed().as_secs_f64();
-            log::info!(
-                "started {started}/{total} pets ({:.0} pets/s)",
-                started as f64 / secs.max(1e-9)
-            );
-            next_log += 200_000;
-        }
-    }
-    Ok(started)
 }

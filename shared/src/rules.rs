@@ -105,10 +105,36 @@ impl PetState {
         self.hunger = self.hunger.saturating_sub(by);
         Outcome::Changed
     }
+}
 
-    /// Hearts shown: `ceil((max_hunger - hunger) / hunger_per_heart)`.
-    pub fn hearts(&self, rules: &Rules) -> u32 {
-        hearts(self.hunger, rules)
+/// Fewest characters in a pet's name (counted after trimming).
+pub const PET_NAME_MIN: usize = 3;
+/// Most characters in a pet's name (counted after trimming).
+pub const PET_NAME_MAX: usize = 100;
+
+/// What is wrong with a pet's name; each side words it for its own reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameProblem {
+    /// Fewer than [`PET_NAME_MIN`] characters; holds the count.
+    TooShort(usize),
+    /// More than [`PET_NAME_MAX`] characters; holds the count.
+    TooLong(usize),
+    /// A control character (newline, tab, escape, …).
+    ControlCharacter,
+}
+
+/// Checks a pet's name as the server stores it (trimmed); `None` when it is acceptable.
+pub fn pet_name_problem(name: &str) -> Option<NameProblem> {
+    let name = name.trim();
+    let n = name.chars().count();
+    if n < PET_NAME_MIN {
+        Some(NameProblem::TooShort(n))
+    } else if n > PET_NAME_MAX {
+        Some(NameProblem::TooLong(n))
+    } else if name.chars().any(char::is_control) {
+        Some(NameProblem::ControlCharacter)
+    } else {
+        None
     }
 }
 
@@ -233,6 +259,21 @@ mod tests {
         assert_eq!(hearts(500, &rules), 0);
         // Out-of-range hunger never underflows.
         assert_eq!(hearts(900, &rules), 0);
+    }
+
+    #[test]
+    fn pet_names_are_three_to_a_hundred_characters_without_controls() {
+        assert_eq!(pet_name_problem("  ab  "), Some(NameProblem::TooShort(2)));
+        assert_eq!(pet_name_problem("abc"), None);
+        assert_eq!(pet_name_problem(&"é".repeat(100)), None);
+        assert_eq!(
+            pet_name_problem(&"é".repeat(101)),
+            Some(NameProblem::TooLong(101))
+        );
+        assert_eq!(
+            pet_name_problem("Rex\nthe dog"),
+            Some(NameProblem::ControlCharacter)
+        );
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct ActivePet {
     pub id: PetId,
     pub name: String,
     pub species: Species,
+    /// Whose pet it is, so a page can tell one's own pets from others' without asking.
+    pub owner_id: UserId,
 }
 
 /// One species for the picker.
@@ -82,6 +84,31 @@ pub enum ClientMsg {
     Ping,
     /// Start receiving `stats` about once a second (the dashboard).
     SubscribeStats,
+}
+
+impl ClientMsg {
+    /// Every `type` a client may send, as on the wire. A test checks it against the enum,
+    /// so a new frame cannot be forgotten here.
+    pub const TYPES: [&'static str; 6] = [
+        "watch",
+        "unwatch",
+        "feed",
+        "give_treat",
+        "ping",
+        "subscribe_stats",
+    ];
+
+    /// This frame's `type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientMsg::Watch { .. } => "watch",
+            ClientMsg::Unwatch { .. } => "unwatch",
+            ClientMsg::Feed { .. } => "feed",
+            ClientMsg::GiveTreat { .. } => "give_treat",
+            ClientMsg::Ping => "ping",
+            ClientMsg::SubscribeStats => "subscribe_stats",
+        }
+    }
 }
 
 /// World-wide aggregates for the dashboard. Never a user's data.
@@ -129,54 +156,56 @@ pub enum ServerMsg {
     Stats(Stats),
 }
 
-/// Every error code the API and the WebSocket can return.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    BadRequest,
-    InvalidJson,
-    UnknownType,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    EmailTaken,
-    ValidationFailed,
-    RateLimited,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    BinaryNotSupported,
-    ServiceUnavailable,
-    Internal,
-    PetDead,
-    NotActive,
-    OwnPet,
-    NoTreats,
+/// Declares [`ErrorCode`] once: each variant with its wire name, so `as_str`, `ALL` and
+/// serde can never disagree.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)+) => {
+        /// Every error code the API and the WebSocket can return.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum ErrorCode {
+            $($(#[$doc])* #[serde(rename = $name)] $variant,)+
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)+];
+
+            /// The snake_case name, as on the wire and in metrics labels.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $name,)+
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    /// The snake_case name, as on the wire and in metrics labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::InvalidJson => "invalid_json",
-            ErrorCode::UnknownType => "unknown_type",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::EmailTaken => "email_taken",
-            ErrorCode::ValidationFailed => "validation_failed",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::BinaryNotSupported => "binary_not_supported",
-            ErrorCode::ServiceUnavailable => "service_unavailable",
-            ErrorCode::Internal => "internal",
-            ErrorCode::PetDead => "pet_dead",
-            ErrorCode::NotActive => "not_active",
-            ErrorCode::OwnPet => "own_pet",
-            ErrorCode::NoTreats => "no_treats",
-        }
-    }
+error_codes! {
+    /// A body or frame of the wrong shape.
+    BadRequest => "bad_request",
+    /// A body or frame that is not JSON.
+    InvalidJson => "invalid_json",
+    /// A frame whose `type` is not one of [`ClientMsg::TYPES`].
+    UnknownType => "unknown_type",
+    /// No session, or it has ended; or wrong credentials.
+    Unauthorized => "unauthorized",
+    /// Not allowed for this user or from this origin.
+    Forbidden => "forbidden",
+    NotFound => "not_found",
+    EmailTaken => "email_taken",
+    /// Field-by-field problems, in `fields`.
+    ValidationFailed => "validation_failed",
+    RateLimited => "rate_limited",
+    PayloadTooLarge => "payload_too_large",
+    UnsupportedMediaType => "unsupported_media_type",
+    BinaryNotSupported => "binary_not_supported",
+    /// The database (or another service) is unavailable: retry later.
+    ServiceUnavailable => "service_unavailable",
+    Internal => "internal",
+    PetDead => "pet_dead",
+    NotActive => "not_active",
+    OwnPet => "own_pet",
+    NoTreats => "no_treats",
 }
 
 /// The inside of an HTTP error body.
@@ -222,13 +251,14 @@ mod tests {
                 id: PetId(3),
                 name: "Rex".into(),
                 species: Species::Dog,
+                owner_id: UserId(7),
             }],
             left: vec![PetId(9)],
         })
         .unwrap();
         assert_eq!(
             v,
-            json!({"type":"active_pets_changed","joined":[{"id":3,"name":"Rex","species":"dog"}],"left":[9]})
+            json!({"type":"active_pets_changed","joined":[{"id":3,"name":"Rex","species":"dog","owner_id":7}],"left":[9]})
         );
         let v = serde_json::to_value(ServerMsg::Error {
             code: ErrorCode::NoTreats,
@@ -246,14 +276,57 @@ mod tests {
     }
 
     #[test]
-    fn error_code_names_match_serde() {
-        for code in [
-            ErrorCode::BadRequest,
-            ErrorCode::NotActive,
-            ErrorCode::ServiceUnavailable,
-            ErrorCode::EmailTaken,
-        ] {
+    fn every_error_code_matches_its_serde_name() {
+        assert_eq!(ErrorCode::ALL.len(), 18);
+        for &code in ErrorCode::ALL {
             assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
+            let back: ErrorCode = serde_json::from_value(json!(code.as_str())).unwrap();
+            assert_eq!(back, code);
+            let name = code.as_str();
+            assert!(
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name} is not snake_case"
+            );
+        }
+    }
+
+    /// One example of each client frame. The match makes the compiler list every variant:
+    /// adding a frame to `ClientMsg` fails to build here until it has an example.
+    fn one_of_each_client_frame() -> Vec<ClientMsg> {
+        let id = PetId(1);
+        let all = vec![
+            ClientMsg::Watch { pet_id: id },
+            ClientMsg::Unwatch { pet_id: id },
+            ClientMsg::Feed { pet_id: id },
+            ClientMsg::GiveTreat { pet_id: id },
+            ClientMsg::Ping,
+            ClientMsg::SubscribeStats,
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for m in &all {
+            seen.insert(match m {
+                ClientMsg::Watch { .. } => 0,
+                ClientMsg::Unwatch { .. } => 1,
+                ClientMsg::Feed { .. } => 2,
+                ClientMsg::GiveTreat { .. } => 3,
+                ClientMsg::Ping => 4,
+                ClientMsg::SubscribeStats => 5,
+            });
+        }
+        assert_eq!(seen.len(), 6, "one example per variant");
+        all
+    }
+
+    #[test]
+    fn client_frame_types_list_every_variant_with_its_serde_tag() {
+        let all = one_of_each_client_frame();
+        assert_eq!(all.len(), ClientMsg::TYPES.len());
+        for m in &all {
+            let tag = serde_json::to_value(m).unwrap()["type"].clone();
+            assert_eq!(tag, json!(m.type_name()));
+            assert!(ClientMsg::TYPES.contains(&m.type_name()), "{tag} missing");
+            let back: ClientMsg = serde_json::from_value(serde_json::to_value(m).unwrap()).unwrap();
+            assert_eq!(&back, m);
         }
     }
 

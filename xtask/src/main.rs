@@ -3,6 +3,7 @@
 //! - `cargo xtask run`   installs what is missing, builds the web app and serves everything.
 //! - `cargo xtask test`  formatting, lints, the browser build and every test (CI runs this).
 //! - `cargo xtask bench` the benchmarks behind BENCHMARKS.md.
+//! - `cargo xtask schema` rewrites backend/src/db/schema.rs from the migrations.
 //!
 //! Everything is plain `std::process::Command`: each step prints a `==> ` line, children
 //! write straight to the terminal, and a failing step stops the run with a message saying
@@ -17,6 +18,7 @@ mod fuzz;
 mod pgcheck;
 mod proc;
 mod run;
+mod schema;
 mod test;
 mod tools;
 
@@ -41,7 +43,8 @@ enum Command {
     ///
     /// Example: cargo xtask run -- --bind 127.0.0.1:9000 --tick-ms 1000
     Run(run::RunArgs),
-    /// Check formatting and lints, compile the web app for the browser, run every test.
+    /// Check formatting, lints and schema.rs, compile the web app for the browser, run
+    /// every test.
     ///
     /// PostgreSQL tests use LIVEPET_TEST_POSTGRES_URL (default
     /// postgres://postgres@127.0.0.1:5432/postgres). When it cannot be reached they are
@@ -50,6 +53,14 @@ enum Command {
     /// Run the benchmarks (release build, fresh process and database per measure) and
     /// write BENCHMARKS.md; `--quick` is a short run that checks the harness.
     Bench(bench::BenchArgs),
+    /// Rewrite backend/src/db/schema.rs from the migrations (run it after adding one).
+    ///
+    /// Runs migrations/sqlite and migrations/postgres on throwaway databases (a temporary
+    /// SQLite file; a database created on LIVEPET_TEST_POSTGRES_URL and dropped again),
+    /// writes what `diesel print-schema` prints for SQLite and fails if PostgreSQL's schema
+    /// names other types. Installs diesel_cli 2.3.14 the first time (about 6 min).
+    /// `--check` only compares, as `cargo xtask test` does.
+    Schema(schema::SchemaArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +69,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Test => test::test(),
         Command::Bench(args) => bench::bench(args),
+        Command::Schema(args) => schema::schema(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,30 @@ use std::time::Duration;
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The server the tests may create databases on: LIVEPET_TEST_POSTGRES_URL, else DEFAULT_URL.
+pub fn test_url() -> String {
+    std::env::var("LIVEPET_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_URL.to_owned())
+}
+
+/// `url` naming database `db` instead of its own (user, host, port and query kept).
+pub fn with_database(url: &str, db: &str) -> Result<String> {
+    let scheme_end = url
+        .find("://")
+        .map(|i| i + 3)
+        .filter(|_| url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        .with_context(|| format!("`{url}` is not a postgres:// URL"))?;
+    let (scheme, rest) = url.split_at(scheme_end);
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path_and_query) = rest.split_at(authority_end);
+    let query = path_and_query
+        .find('?')
+        .map_or("", |q| &path_and_query[q..]);
+    Ok(format!("{scheme}{authority}/{db}{query}"))
+}
+
 /// `Ok(())` if a server answers at `url` (and accepts a login, when psql can tell).
 pub fn check_reachable(url: &str) -> Result<()> {
     let (host, port) = host_port(url)?;
@@ -103,5 +127,18 @@ mod tests {
         assert_eq!(hp("postgres:///x"), ("localhost".into(), 5432));
         assert!(host_port("mysql://x").is_err());
         assert!(host_port("postgres://h:notaport/x").is_err());
+    }
+
+    #[test]
+    fn swaps_the_database_of_a_url() {
+        let swap = |url: &str| with_database(url, "t1").unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(swap(DEFAULT_URL), "postgres://postgres@127.0.0.1:5432/t1");
+        assert_eq!(
+            swap("postgres://u:p@h:1/x?sslmode=disable"),
+            "postgres://u:p@h:1/t1?sslmode=disable"
+        );
+        assert_eq!(swap("postgresql://h"), "postgresql://h/t1");
+        assert_eq!(swap("postgres://h?a=b"), "postgres://h/t1?a=b");
+        assert!(with_database("mysql://h/x", "t1").is_err());
     }
 }

@@ -1,8 +1,9 @@
 //! `cargo xtask test`: everything CI checks, in the order that fails fastest: formatting,
-//! lints, the browser build of the web app, then every test against SQLite and PostgreSQL.
+//! lints, schema.rs against the migrations, the browser build of the web app, then every
+//! test against SQLite and PostgreSQL.
 
 use crate::proc::{self, step};
-use crate::{browser, pgcheck, tools};
+use crate::{browser, pgcheck, schema, tools};
 use anyhow::{anyhow, bail, Context as _, Result};
 use std::io::{BufRead as _, BufReader, Read, Write};
 use std::process::{Command, ExitStatus, Stdio};
@@ -32,6 +33,8 @@ pub fn test() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+
+    schema::check()?;
 
     step("web app compiles for the browser (wasm32)");
     tools::ensure_wasm_target()?;
@@ -105,16 +108,13 @@ fn later_suites() -> Result<()> {
 }
 
 /// CI=true (or any value but empty, "0" or "false") means "nothing may be skipped".
-fn is_ci() -> bool {
+pub fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
 }
 
 /// Finds the PostgreSQL server and returns the variables that tell the tests about it.
 fn postgres_env(ci: bool) -> Result<Vec<(&'static str, String)>> {
-    let url = std::env::var("LIVEPET_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-        .unwrap_or_else(|| pgcheck::DEFAULT_URL.to_owned());
+    let url = pgcheck::test_url();
     match pgcheck::check_reachable(&url) {
         Ok(()) => {
             println!("    using {url}");

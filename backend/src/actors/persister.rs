@@ -4,10 +4,10 @@
 //! It runs one thread on purpose: messages are handled in order, so a death written by
 //! `PersistNow` can never be overtaken by an older snapshot from an earlier flush.
 
-use crate::db::queries::{self, PetSnapshot};
-use crate::db::{DbConn, DbUrl};
+use crate::db::models::PetStateRow;
+use crate::db::{queries, DbConn, DbUrl};
 use crate::metrics::Metrics;
-use crate::world::DirtyPets;
+use crate::world::{DirtyPets, Snapshot};
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,7 +24,7 @@ pub struct Flush;
 #[derive(Message)]
 #[rtype(result = "Result<(), PersistError>")]
 pub struct PersistNow {
-    pub snapshots: Vec<PetSnapshot>,
+    pub snapshots: Vec<Snapshot>,
 }
 
 /// What a flush wrote.
@@ -71,7 +71,7 @@ impl Persister {
     }
 
     /// Writes `snaps` batch by batch. On failure, the unwritten rest goes back to the dirty set.
-    fn write(&mut self, mut snaps: Vec<PetSnapshot>) -> Result<usize, PersistError> {
+    fn write(&mut self, mut snaps: Vec<Snapshot>) -> Result<usize, PersistError> {
         // In id order each batch touches a run of neighbouring table pages; in the dirty
         // set's hash order every batch would rewrite pages all over the table (measured on
         // SQLite: 20 s instead of ~2 s for a million pets).
@@ -80,7 +80,8 @@ impl Persister {
         let result = (|| {
             let conn = self.connection()?;
             for batch in snaps.chunks(BATCH) {
-                queries::write_snapshots(conn, batch).map_err(|e| PersistError(e.to_string()))?;
+                let rows: Vec<PetStateRow> = batch.iter().map(PetStateRow::from).collect();
+                queries::write_snapshots(conn, &rows).map_err(|e| PersistError(e.to_string()))?;
                 written += batch.len();
             }
             Ok(())

@@ -1,19 +1,18 @@
 //! PetActor: one live pet. Its state lives in its [`PetCell`], ticked by its arbiter's
-//! [`Ticker`](crate::actors::ticker::Ticker); the actor applies feeds and treats, pushes the
+//! [`Ticker`](crate::world::ticker::Ticker); the actor applies feeds and treats, pushes the
 //! state to every watching viewer (serialized once per change), marks itself dirty for the
 //! persister, and on death persists at once and stops.
 
+use crate::actors::encode;
 use crate::actors::persister::PersistNow;
-use crate::actors::ticker::Ticker;
 use crate::clock::now_ms;
+use crate::world::ticker::Ticker;
 use crate::world::{PetCell, PetRecord, World};
 use actix::dev::SendError;
 use actix::prelude::*;
 use livepet_shared::rules::Outcome;
 use livepet_shared::wire::{PetView, ServerMsg};
-use livepet_shared::{PetId, PetState, Species, UserId};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::rc::Rc;
+use livepet_shared::{PetId, PetState, Rules, Species, UserId};
 use std::sync::Arc;
 
 /// Identifies one viewer (a WebSocket session) across all the pets it watches.
@@ -99,8 +98,6 @@ pub struct PetActor {
     cell: Arc<PetCell>,
     viewers: Vec<(ViewerId, Recipient<PetFrame>)>,
     world: Arc<World>,
-    /// This thread's ticker, once started.
-    ticker: Option<Rc<Ticker>>,
 }
 
 impl PetActor {
@@ -114,7 +111,6 @@ impl PetActor {
             cell: PetCell::new(rec.id, rec.state, now_ms()),
             viewers: Vec::new(),
             world,
-            ticker: None,
         }
     }
 
@@ -137,39 +133,24 @@ impl PetActor {
         }
     }
 
-    /// Applies a rule to a copy of the state. A panic inside it leaves the state as it was,
-    /// so the pet carries on from its last good state instead of vanishing with its arbiter
-    /// task. `None` means the rule panicked and nothing changed.
-    fn apply(
+    /// A feed or a treat, once allowed: applies the rule to the cell, records and shows the
+    /// new state, and answers with it.
+    fn change(
         &mut self,
         what: &str,
-        rule: impl FnOnce(&mut PetState) -> Outcome,
-    ) -> Option<(Outcome, PetState)> {
-        let before = self.state();
-        let mut state = before;
-        let panic_now = self.cell.flags() & PetCell::PANIC_NEXT != 0;
-        if panic_now {
-            self.cell.set_flag(PetCell::PANIC_NEXT, false);
+        rule: fn(&mut PetState, &Rules) -> Outcome,
+        ctx: &mut Context<Self>,
+    ) -> Result<PetView, PetError> {
+        if !self.state().alive {
+            return Err(PetError::Dead);
         }
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            if panic_now {
-                panic!("injected panic (test hook)");
-            }
-            rule(&mut state)
-        }));
-        match result {
-            Ok(outcome) => Some((outcome, state)),
-            Err(_) => {
-                self.world.metrics.pet_restarts_total.inc();
-                log::error!(
-                    "pet {} panicked during {what}; restarted from its last state (age {}, hunger {})",
-                    self.id,
-                    before.age,
-                    before.hunger
-                );
-                None
-            }
-        }
+        let rules = self.world.rules;
+        let applied = self
+            .cell
+            .apply(what, &self.world.metrics, |s| rule(s, &rules));
+        self.changed(applied, ctx);
+        self.sync_watched();
+        Ok(self.view(now_ms()))
     }
 
     /// After a feed or treat: record the new state, push it to viewers, handle a death.
@@ -192,7 +173,7 @@ impl PetActor {
         // a crash. The persister handles messages in order, so this write also lands after
         // any earlier flush of an older state. Waiting holds only this pet's mailbox.
         let snap = self.cell.snapshot();
-        log::info!("pet {} died at age {}", self.id, snap.age);
+        log::info!("pet {} died at age {}", self.id, snap.state.age);
         let persist = self.world.persister.send(PersistNow {
             snapshots: vec![snap],
         });
@@ -208,20 +189,20 @@ impl PetActor {
         }));
     }
 
-    /// Keeps the ticker's list of watched pets in step with `viewers`.
-    fn sync_watched(&mut self, ctx: &mut Context<Self>) {
-        let watched = !self.viewers.is_empty();
-        if watched == (self.cell.flags() & PetCell::WATCHED != 0) {
-            return;
-        }
-        self.cell.set_flag(PetCell::WATCHED, watched);
-        if let Some(ticker) = &self.ticker {
-            if watched {
-                ticker.watch(self.id, ctx.address());
-            } else {
-                ticker.unwatch(self.id);
-            }
-        }
+    /// Keeps the cell's watched flag, which the ticker reads, in step with `viewers`.
+    fn sync_watched(&self) {
+        self.cell
+            .set_flag(PetCell::WATCHED, !self.viewers.is_empty());
+    }
+
+    /// The `pet` frame for a view, encoded once for every viewer.
+    fn frame(&self, view: PetView) -> Option<PetFrame> {
+        let alive = view.alive;
+        Some(PetFrame {
+            pet_id: self.id,
+            alive,
+            json: encode(&ServerMsg::Pet { pet: view })?,
+        })
     }
 
     fn broadcast(&mut self, at: i64) {
@@ -234,18 +215,8 @@ impl PetActor {
         if gone > 0 {
             self.world.metrics.viewers.sub(gone as i64);
         }
-        let msg = ServerMsg::Pet { pet: self.view(at) };
-        let json: Arc<str> = match serde_json::to_string(&msg) {
-            Ok(s) => s.into(),
-            Err(e) => {
-                log::error!("pet {}: cannot encode state: {e}", self.id);
-                return;
-            }
-        };
-        let frame = PetFrame {
-            pet_id: self.id,
-            alive: self.state().alive,
-            json,
+        let Some(frame) = self.frame(self.view(at)) else {
+            return;
         };
         // try_send respects the session's bounded mailbox: a viewer whose client stopped
         // reading stops being fed instead of growing server memory without bound.
@@ -281,17 +252,13 @@ impl Actor for PetActor {
         }
         self.world.metrics.pets_alive.inc();
         self.cell.set_flag(PetCell::LIVE, true);
-        let ticker = Ticker::of_this_thread(&self.world);
-        ticker.add(self.cell.clone());
-        self.ticker = Some(ticker);
+        Ticker::of_this_thread(&self.world).add(self.cell.clone());
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         // The ticker drops the pet at its next pass.
         self.cell.set_flag(PetCell::LIVE, false);
-        if let Some(ticker) = &self.ticker {
-            ticker.unwatch(self.id);
-        }
+        self.cell.set_flag(PetCell::WATCHED, false);
         if self.world.registry.get(self.id).is_some() {
             self.world.registry.forget(self.id);
         }
@@ -315,7 +282,7 @@ impl Handler<Ticked> for PetActor {
                 // The newest state, whatever happened since the tick: a frame can repeat a
                 // state, never go back to an older one.
                 self.broadcast(self.cell.at());
-                self.sync_watched(ctx);
+                self.sync_watched();
             }
             Ticked::Died => self.died(ctx),
         }
@@ -337,14 +304,7 @@ impl Handler<Feed> for PetActor {
         if msg.by != self.owner {
             return Err(PetError::NotOwner);
         }
-        if !self.state().alive {
-            return Err(PetError::Dead);
-        }
-        let rules = self.world.rules;
-        let applied = self.apply("feed", |s| s.feed(&rules));
-        self.changed(applied, ctx);
-        self.sync_watched(ctx);
-        Ok(self.view(now_ms()))
+        self.change("feed", PetState::feed, ctx)
     }
 }
 
@@ -355,42 +315,28 @@ impl Handler<Treat> for PetActor {
         if msg.by == self.owner {
             return Err(PetError::OwnPet);
         }
-        if !self.state().alive {
-            return Err(PetError::Dead);
-        }
-        let rules = self.world.rules;
-        let applied = self.apply("treat", |s| s.treat(&rules));
-        self.changed(applied, ctx);
-        self.sync_watched(ctx);
-        Ok(self.view(now_ms()))
+        self.change("treat", PetState::treat, ctx)
     }
 }
 
 impl Handler<Watch> for PetActor {
     type Result = Result<PetView, PetError>;
 
-    fn handle(&mut self, msg: Watch, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Watch, _: &mut Context<Self>) -> Self::Result {
         if msg.by != self.owner {
             return Err(PetError::NotOwner);
         }
         let view = self.view(now_ms());
         // The first frame travels the same road as every later one (this pet's sends to the
         // viewer's mailbox, in order), so a newer tick can never arrive before it.
-        match serde_json::to_string(&ServerMsg::Pet { pet: view.clone() }) {
-            Ok(json) => {
-                let _ = msg.to.try_send(PetFrame {
-                    pet_id: self.id,
-                    alive: view.alive,
-                    json: json.into(),
-                });
-            }
-            Err(e) => log::error!("pet {}: cannot encode state: {e}", self.id),
+        if let Some(frame) = self.frame(view.clone()) {
+            let _ = msg.to.try_send(frame);
         }
         if !self.viewers.iter().any(|(v, _)| *v == msg.viewer) {
             self.viewers.push((msg.viewer, msg.to));
             self.world.metrics.viewers.inc();
         }
-        self.sync_watched(ctx);
+        self.sync_watched();
         Ok(view)
     }
 }
@@ -398,12 +344,12 @@ impl Handler<Watch> for PetActor {
 impl Handler<Unwatch> for PetActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Unwatch, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Unwatch, _: &mut Context<Self>) {
         let before = self.viewers.len();
         self.viewers.retain(|(v, _)| *v != msg.viewer);
         let removed = before - self.viewers.len();
         self.world.metrics.viewers.sub(removed as i64);
-        self.sync_watched(ctx);
+        self.sync_watched();
     }
 }
 

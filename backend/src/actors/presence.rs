@@ -5,6 +5,7 @@
 //! flush interval (250 ms), encoded once and shared, so a thousand joins cost each session
 //! one frame rather than a thousand.
 
+use crate::actors::encode;
 use crate::actors::pet::ViewerId;
 use crate::metrics::Metrics;
 use actix::prelude::*;
@@ -53,7 +54,6 @@ pub struct Disconnect {
 #[rtype(result = "()")]
 pub struct Join {
     pub viewer: ViewerId,
-    pub owner: UserId,
     pub pet: ActivePet,
 }
 
@@ -89,7 +89,6 @@ pub struct TreatsRefreshed {
 
 struct Active {
     info: ActivePet,
-    owner: UserId,
     /// Sessions showing it; the pet stays active while any does (an owner's second tab).
     viewers: HashSet<ViewerId>,
 }
@@ -200,17 +199,6 @@ impl Presence {
     }
 }
 
-/// Encodes a frame once for many recipients.
-pub fn encode(msg: &ServerMsg) -> Option<Arc<str>> {
-    match serde_json::to_string(msg) {
-        Ok(s) => Some(s.into()),
-        Err(e) => {
-            log::error!("cannot encode frame: {e}");
-            None
-        }
-    }
-}
-
 impl Actor for Presence {
     type Context = Context<Self>;
 
@@ -251,7 +239,6 @@ impl Handler<Join> for Presence {
         let id = msg.pet.id;
         let entry = self.active.entry(id).or_insert_with(|| Active {
             info: msg.pet,
-            owner: msg.owner,
             viewers: HashSet::new(),
         });
         if entry.viewers.is_empty() {
@@ -274,7 +261,7 @@ impl Handler<ActiveOwner> for Presence {
     type Result = Option<UserId>;
 
     fn handle(&mut self, msg: ActiveOwner, _: &mut Context<Self>) -> Option<UserId> {
-        self.active.get(&msg.pet).map(|a| a.owner)
+        self.active.get(&msg.pet).map(|a| a.info.owner_id)
     }
 }
 

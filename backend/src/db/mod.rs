@@ -97,12 +97,6 @@ impl fmt::Debug for DbUrl {
     }
 }
 
-impl DbUrl {
-    pub fn is_sqlite(&self) -> bool {
-        matches!(self, DbUrl::Sqlite(_))
-    }
-}
-
 /// Opens one connection, with the SQLite settings LivePet relies on.
 pub fn establish(url: &DbUrl) -> anyhow::Result<DbConn> {
     match url {
@@ -178,6 +172,35 @@ impl r2d2::ManageConnection for DbManager {
 pub struct ConnectError(String);
 
 pub type DbPool = r2d2::Pool<DbManager>;
+
+/// Why work sent to the blocking pool did not get to run its queries.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection within the pool's timeout: the database is away or saturated.
+    #[error("no database connection: {0}")]
+    Pool(#[from] r2d2::Error),
+    /// The blocking task itself failed (it panicked or the runtime is stopping).
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// Runs blocking database work on the blocking thread pool with a pooled connection: the one
+/// way request handlers, sessions and background jobs reach the database (the persister
+/// has its own thread and connection). Async code never waits on a query in place.
+pub async fn run<T, E, F>(pool: &DbPool, f: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+    F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+{
+    let pool = pool.clone();
+    actix_rt::task::spawn_blocking(move || {
+        let mut conn = pool.get().map_err(DbError::Pool)?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| DbError::Task(e.to_string()))?
+}
 
 /// A pool for request handlers and background jobs.
 pub fn pool(url: &DbUrl, size: u32) -> anyhow::Result<DbPool> {

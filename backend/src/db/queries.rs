@@ -1,7 +1,7 @@
 //! Every statement LivePet runs. Functions take a connection and return diesel's
 //! `QueryResult`; callers decide what a failure means.
 
-use super::models::{NewPetRow, NewUserRow, PetRow, UserRow};
+use super::models::{stored_count, NewPetRow, NewUserRow, PetRow, PetStateRow, UserRow};
 use super::schema::{pets, users};
 use super::DbConn;
 use crate::with_conn;
@@ -9,23 +9,12 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer};
 use livepet_shared::PetId;
 
-/// The changing part of one pet, captured at a tick/feed/treat/death for the persister.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PetSnapshot {
-    pub id: PetId,
-    pub age: u32,
-    pub hunger: u32,
-    pub alive: bool,
-    /// When this state was produced (ms since the epoch).
-    pub at: i64,
-}
-
 /// Rows per UPDATE statement on SQLite: 5 binds a row stays under SQLite's 32,766 limit.
 const SQLITE_ROWS_PER_STATEMENT: usize = 4_000;
 
-/// Writes snapshots in one transaction. Dead rows are never touched again, so a stale snapshot
-/// arriving after a death cannot bring a pet back. Returns rows updated.
-pub fn write_snapshots(conn: &mut DbConn, snaps: &[PetSnapshot]) -> QueryResult<usize> {
+/// Writes pets' changing columns in one transaction. Dead rows are never touched again, so a
+/// stale snapshot arriving after a death cannot bring a pet back. Returns rows updated.
+pub fn write_snapshots(conn: &mut DbConn, snaps: &[PetStateRow]) -> QueryResult<usize> {
     if snaps.is_empty() {
         return Ok(0);
     }
@@ -49,11 +38,11 @@ pub fn write_snapshots(conn: &mut DbConn, snaps: &[PetSnapshot]) -> QueryResult<
                 let mut q = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
                 for s in chunk {
                     q = q
-                        .bind::<BigInt, _>(s.id.0)
-                        .bind::<Integer, _>(to_i32(s.age))
-                        .bind::<Integer, _>(to_i32(s.hunger))
-                        .bind::<Bool, _>(s.alive)
-                        .bind::<BigInt, _>(s.at);
+                        .bind::<BigInt, _>(s.id)
+                        .bind::<Integer, _>(s.age)
+                        .bind::<Integer, _>(s.hunger)
+                        .bind::<Bool, _>(s.is_alive)
+                        .bind::<BigInt, _>(s.updated_at);
                 }
                 updated += q.execute(c)?;
             }
@@ -62,11 +51,11 @@ pub fn write_snapshots(conn: &mut DbConn, snaps: &[PetSnapshot]) -> QueryResult<
         DbConn::Pg(c) => {
             // UNNEST keeps it to 5 binds whatever the batch size (PostgreSQL allows 65,535).
             use diesel::sql_types::Array;
-            let ids: Vec<i64> = snaps.iter().map(|s| s.id.0).collect();
-            let ages: Vec<i32> = snaps.iter().map(|s| to_i32(s.age)).collect();
-            let hungers: Vec<i32> = snaps.iter().map(|s| to_i32(s.hunger)).collect();
-            let alive: Vec<bool> = snaps.iter().map(|s| s.alive).collect();
-            let ats: Vec<i64> = snaps.iter().map(|s| s.at).collect();
+            let ids: Vec<i64> = snaps.iter().map(|s| s.id).collect();
+            let ages: Vec<i32> = snaps.iter().map(|s| s.age).collect();
+            let hungers: Vec<i32> = snaps.iter().map(|s| s.hunger).collect();
+            let alive: Vec<bool> = snaps.iter().map(|s| s.is_alive).collect();
+            let ats: Vec<i64> = snaps.iter().map(|s| s.updated_at).collect();
             c.transaction(|c| {
                 // Seeing 20,000 ids, the planner picks a hash join over a sequential scan of
                 // every pet (350 ms a batch at 1M pets, the whole flush 14-21 s); with the
@@ -89,10 +78,6 @@ pub fn write_snapshots(conn: &mut DbConn, snaps: &[PetSnapshot]) -> QueryResult<
             })
         }
     }
-}
-
-fn to_i32(v: u32) -> i32 {
-    i32::try_from(v).unwrap_or(i32::MAX)
 }
 
 /// One page of live pets in id order, after `after` (keyset paging keeps each page cheap).
@@ -172,7 +157,7 @@ pub fn insert_user(conn: &mut DbConn, new: &NewUserRow<'_>) -> QueryResult<UserR
 
 /// Tops every user up to `max` treats; returns how many users changed.
 pub fn refresh_treats(conn: &mut DbConn, max: u32) -> QueryResult<usize> {
-    let max = to_i32(max);
+    let max = stored_count(max);
     with_conn!(conn, |c| diesel::update(
         users::table.filter(users::available_treats.lt(max))
     )
@@ -257,7 +242,7 @@ pub fn spend_treat(conn: &mut DbConn, user_id: i64) -> QueryResult<Option<i32>> 
 
 /// Gives a spent treat back (its pet died before it could eat it), never above `max`.
 pub fn refund_treat(conn: &mut DbConn, user_id: i64, max: u32) -> QueryResult<Option<i32>> {
-    let max = to_i32(max);
+    let max = stored_count(max);
     with_conn!(conn, |c| diesel::update(
         users::table
             .filter(users::id.eq(user_id))

@@ -1,5 +1,4 @@
-// @generated shape: this is what `diesel print-schema` prints for migrations/postgres
-// (the SQLite migrations declare the same columns with matching types).
+// @generated automatically by Diesel CLI.
 
 diesel::table! {
     pets (id) {

@@ -48,7 +48,10 @@ async fn account_flows(backend: Backend) {
     };
     assert_eq!(stored.len(), 1);
     assert_ne!(stored[0], first_token);
-    assert_eq!(stored[0], livepet_server::auth::token_hash(&first_token));
+    assert_eq!(
+        stored[0],
+        livepet_server::services::accounts::token_hash(&first_token)
+    );
 
     let me: Value = a.get("/api/me").await.json().await.unwrap();
     assert_eq!(me["user"]["email"], "alice@example.com");

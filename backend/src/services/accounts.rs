@@ -1,26 +1,25 @@
 //! Accounts and sessions: argon2id password hashes, random session tokens stored only as
-//! SHA-256 hashes, the session cookie, the `CurrentUser` extractor, and the per-IP limiter
-//! for login and registration.
+//! SHA-256 hashes, sign-up, log-in and log-out, finding the user of a session, and the
+//! per-client limit on log-in and sign-up attempts.
 
+use super::Services;
 use crate::clock::now_ms;
+use crate::db::models::{NewUserRow, UserRow};
 use crate::db::queries;
 use crate::error::AppError;
-use crate::startup::AppState;
-use actix_web::cookie::{time, Cookie, SameSite};
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use governor::{DefaultKeyedRateLimiter, Quota};
+use livepet_shared::wire::User;
 use livepet_shared::UserId;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::pin::Pin;
 use std::time::Duration;
 
+/// The cookie that carries a session token.
 pub const COOKIE: &str = "livepet_session";
 
 /// Password and email limits (the form and the API agree on these).
@@ -59,7 +58,7 @@ pub fn verify_password(password: &str, stored: &str, dummy: &str) -> bool {
 
 /// Spends the time of one verification against a hash no password matches, so an unknown
 /// email takes as long as a wrong password.
-pub fn burn_verification(password: &str, dummy: &str) {
+fn burn_verification(password: &str, dummy: &str) {
     if let Ok(h) = PasswordHash::new(dummy) {
         let _ = hasher().verify_password(password.as_bytes(), &h);
     }
@@ -120,32 +119,41 @@ pub fn validate_registration(email: &str, password: &str) -> Result<(), AppError
     }
 }
 
-/// Session and limiter settings, plus the precomputed dummy hash.
-pub struct Auth {
-    pub dummy_hash: String,
+/// Account settings, the precomputed dummy hash, and the attempt limiter.
+pub struct Accounts {
+    /// A hash no password matches: unknown emails are verified against it.
+    dummy_hash: String,
     pub session_ttl: Duration,
-    pub secure_cookies: bool,
+    max_treats: u32,
     limiter: DefaultKeyedRateLimiter<IpAddr>,
 }
 
-impl Auth {
+/// A user who has just signed up or logged in, with their new session token (sent to the
+/// browser once, stored only as its hash).
+pub struct NewSession {
+    pub user: User,
+    pub token: String,
+}
+
+impl Accounts {
+    /// Hashes the dummy password: slow, call it on a blocking thread.
     pub fn new(
         attempts_per_minute: u32,
         session_ttl: Duration,
-        secure_cookies: bool,
-    ) -> Result<Auth, AppError> {
-        let per_minute = NonZeroU32::new(attempts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-        Ok(Auth {
+        max_treats: u32,
+    ) -> Result<Accounts, AppError> {
+        let per_minute = NonZeroU32::new(attempts_per_minute).unwrap_or(NonZeroU32::MIN);
+        Ok(Accounts {
             dummy_hash: hash_password("no password ever matches this one")?,
             session_ttl,
-            secure_cookies,
+            max_treats,
             limiter: governor::RateLimiter::keyed(Quota::per_minute(per_minute)),
         })
     }
 
-    /// Counts one login/registration attempt from this client; 429 past the limit.
-    pub fn check_rate(&self, req: &HttpRequest) -> Result<(), AppError> {
-        let Some(ip) = req.peer_addr().map(|a| a.ip()) else {
+    /// Counts one log-in or sign-up attempt from this client; `RateLimited` past the limit.
+    pub fn check_attempt(&self, client: Option<IpAddr>) -> Result<(), AppError> {
+        let Some(ip) = client else {
             return Ok(());
         };
         self.limiter.check_key(&ip).map_err(|not_until| {
@@ -159,66 +167,99 @@ impl Auth {
     pub fn forget_quiet_clients(&self) {
         self.limiter.retain_recent();
     }
+}
 
-    /// The session cookie for a new token.
-    pub fn cookie(&self, req: &HttpRequest, token: String) -> Cookie<'static> {
-        Cookie::build(COOKIE, token)
-            .path("/")
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .secure(self.secure_cookies || req.connection_info().scheme() == "https")
-            .max_age(time::Duration::seconds(self.session_ttl.as_secs() as i64))
-            .finish()
+impl Services {
+    /// Creates an account and its first session.
+    pub async fn sign_up(&self, email: &str, password: String) -> Result<NewSession, AppError> {
+        validate_registration(email, &password)?;
+        let email = normalize_email(email);
+        let max_treats = self.accounts.max_treats as i32;
+        let row = self
+            .db(move |c| {
+                let hash = hash_password(&password)?;
+                let new = NewUserRow {
+                    email: &email,
+                    password_hash: &hash,
+                    available_treats: max_treats,
+                    created_at: now_ms(),
+                };
+                match queries::insert_user(c, &new) {
+                    Ok(u) => Ok(u),
+                    Err(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _,
+                    )) => Err(AppError::EmailTaken),
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?;
+        log::info!("new account {}", row.id);
+        self.start_session(row).await
     }
 
-    /// A cookie that clears the session cookie.
-    pub fn clear_cookie(&self) -> Cookie<'static> {
-        let mut c = Cookie::build(COOKIE, "")
-            .path("/")
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .finish();
-        c.make_removal();
-        c
+    /// Checks credentials and starts a session. An unknown email and a wrong password run the
+    /// very same verification and give the same answer, so neither the status nor the timing
+    /// tells which it was.
+    pub async fn log_in(&self, email: &str, password: String) -> Result<NewSession, AppError> {
+        let email = normalize_email(email);
+        let dummy = self.accounts.dummy_hash.clone();
+        let user = self
+            .db(move |c| {
+                let found = queries::find_user_by_email(c, &email)?;
+                let stored = found
+                    .as_ref()
+                    .map_or(dummy.as_str(), |u| u.password_hash.as_str());
+                let ok = verify_password(&password, stored, &dummy);
+                Ok(found.filter(|_| ok))
+            })
+            .await?;
+        match user {
+            Some(row) => self.start_session(row).await,
+            None => Err(AppError::Unauthorized("wrong email or password")),
+        }
     }
-}
 
-/// The logged-in user of a request; extracting it answers 401 when there is none.
-#[derive(Debug, Clone, Copy)]
-pub struct CurrentUser {
-    pub id: UserId,
-}
+    async fn start_session(&self, row: UserRow) -> Result<NewSession, AppError> {
+        let user = User::try_from(&row)?;
+        let (token, hash) = new_token();
+        let now = now_ms();
+        let expires = now + self.accounts.session_ttl.as_millis() as i64;
+        self.db(move |c| Ok(queries::insert_session(c, &hash, row.id, now, expires)?))
+            .await?;
+        Ok(NewSession { user, token })
+    }
 
-/// Looks a session token up; `None` when unknown or expired.
-pub async fn user_for_token(state: &AppState, token: &str) -> Result<Option<UserId>, AppError> {
-    let hash = token_hash(token);
-    let pool = state.pool.clone();
-    let found = web::block(move || -> Result<Option<i64>, AppError> {
-        let mut conn = pool.get()?;
-        Ok(queries::find_session_user(&mut conn, &hash, now_ms())?)
-    })
-    .await??;
-    Ok(found.map(UserId))
-}
+    /// Revokes the session of this token (nothing happens for an unknown one).
+    pub async fn log_out(&self, token: &str) -> Result<(), AppError> {
+        let hash = token_hash(token);
+        self.db(move |c| Ok(queries::delete_session(c, &hash)?))
+            .await?;
+        Ok(())
+    }
 
-impl FromRequest for CurrentUser {
-    type Error = AppError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+    /// The user of an unexpired session; `None` when the token is unknown or expired.
+    pub async fn session_user(&self, token: &str) -> Result<Option<UserId>, AppError> {
+        let hash = token_hash(token);
+        let found = self
+            .db(move |c| Ok(queries::find_session_user(c, &hash, now_ms())?))
+            .await?;
+        Ok(found.map(UserId))
+    }
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = req.cookie(COOKIE).map(|c| c.value().to_string());
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let (Some(token), Some(state)) = (token, state) else {
-                return Err(AppError::Unauthorized("log in first"));
-            };
-            match user_for_token(&state, &token).await? {
-                Some(id) => Ok(CurrentUser { id }),
-                None => Err(AppError::Unauthorized(
-                    "your session has ended; log in again",
-                )),
-            }
-        })
+    /// The user as the API shows it.
+    pub async fn user(&self, id: UserId) -> Result<User, AppError> {
+        let row = self.db(move |c| Ok(queries::find_user(c, id.0)?)).await?;
+        match row {
+            Some(u) => Ok(User::try_from(&u)?),
+            None => Err(AppError::Unauthorized("this account no longer exists")),
+        }
+    }
+
+    /// Deletes expired sessions; returns how many.
+    pub async fn purge_expired_sessions(&self) -> Result<usize, AppError> {
+        self.db(|c| Ok(queries::purge_expired_sessions(c, now_ms())?))
+            .await
     }
 }
 

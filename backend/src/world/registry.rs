@@ -1,4 +1,5 @@
-//! PetRegistry: pet id → `Addr<PetActor>`, plus the arbiter pool pets live on.
+//! PetRegistry: how a live pet is found (pet id → `Addr<PetActor>`), plus the arbiter pool
+//! pets live on.
 //!
 //! Not an actor: every request and every watch looks pets up, so one mailbox would become the
 //! bottleneck at a million pets. It is a sharded map instead; lookups take a read lock on

@@ -1,13 +1,12 @@
 //! `GET /ws`: checks the Origin (against cross-site WebSocket hijacking) and the session
 //! cookie, then hands the connection to a `ViewerSession`.
 
-use crate::actors::viewer_session::{ViewerSession, MAX_FRAME};
-use crate::auth::{self, COOKIE};
+use super::session::{ViewerSession, MAX_FRAME};
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::services::accounts::COOKIE;
+use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use livepet_shared::wire::ErrorCode;
 
 /// Whether the request's Origin is this server itself or explicitly allowed.
 pub fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
@@ -28,22 +27,19 @@ pub async fn upgrade(
     req: HttpRequest,
     stream: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    if !origin_allowed(&req, &state.allowed_origins) {
+    if !origin_allowed(&req, &state.settings.allowed_origins) {
+        let e = AppError::Forbidden("WebSocket connections must come from this site");
         state
-            .world
-            .metrics
+            .metrics()
             .ws_errors_total
-            .with_label_values(&[ErrorCode::Forbidden.as_str()])
+            .with_label_values(&[e.code().as_str()])
             .inc();
-        return Ok(HttpResponse::Forbidden().json(crate::http::error_body(
-            ErrorCode::Forbidden,
-            "WebSocket connections must come from this site",
-        )));
+        return Err(e);
     }
     let Some(token) = req.cookie(COOKIE).map(|c| c.value().to_string()) else {
         return Err(AppError::Unauthorized("log in first"));
     };
-    let Some(user) = auth::user_for_token(&state, &token).await? else {
+    let Some(user) = state.services.session_user(&token).await? else {
         return Err(AppError::Unauthorized(
             "your session has ended; log in again",
         ));

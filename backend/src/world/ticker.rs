@@ -13,15 +13,12 @@
 //! The ticker runs on the same thread as its pets' actors, so a tick never interleaves with
 //! a message handler.
 
-use crate::actors::pet::{PetActor, Ticked};
+use super::{PetCell, World};
+use crate::actors::pet::Ticked;
 use crate::clock::now_ms;
-use crate::world::{PetCell, World};
-use actix::Addr;
 use livepet_shared::rules::Outcome;
 use livepet_shared::PetId;
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,8 +35,6 @@ pub struct Ticker {
     slot_ms: i64,
     /// The pets of each slot of the period.
     slots: RefCell<Vec<Vec<Arc<PetCell>>>>,
-    /// Watched pets' actors, told after each tick.
-    watched: RefCell<HashMap<PetId, Addr<PetActor>>>,
 }
 
 impl Ticker {
@@ -59,7 +54,6 @@ impl Ticker {
                 world: world.clone(),
                 slot_ms,
                 slots: RefCell::new(vec![Vec::new(); slots]),
-                watched: RefCell::new(HashMap::new()),
             });
             actix::spawn(ticker.clone().run());
             *t = Some(ticker.clone());
@@ -67,22 +61,14 @@ impl Ticker {
         })
     }
 
-    /// Starts ticking a pet (its first tick comes within one period).
+    /// Starts ticking a pet (its first tick comes within one period). It stops being ticked
+    /// once its cell loses [`PetCell::LIVE`].
     pub fn add(&self, cell: Arc<PetCell>) {
         let mut slots = self.slots.borrow_mut();
         let n = slots.len() as u64;
         // Multiplicative hashing: consecutive ids land in distant slots.
         let slot = (cell.id().0 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) % n;
         slots[slot as usize].push(cell);
-    }
-
-    /// Tell this actor after each tick of its pet.
-    pub fn watch(&self, id: PetId, addr: Addr<PetActor>) {
-        self.watched.borrow_mut().insert(id, addr);
-    }
-
-    pub fn unwatch(&self, id: PetId) {
-        self.watched.borrow_mut().remove(&id);
     }
 
     async fn run(self: Rc<Self>) {
@@ -117,22 +103,8 @@ impl Ticker {
                 cell.set_flag(PetCell::TICKED, true);
                 firsts += 1;
             }
-            let before = cell.state();
-            let mut state = before;
-            let panic_now = flags & PetCell::PANIC_NEXT != 0;
-            if panic_now {
-                cell.set_flag(PetCell::PANIC_NEXT, false);
-            }
-            // A panicking rule leaves the cell as it was: the pet carries on from its last
-            // good state instead of vanishing (its actor is untouched).
-            let outcome = catch_unwind(AssertUnwindSafe(|| {
-                if panic_now {
-                    panic!("injected panic (test hook)");
-                }
-                state.tick(&rules)
-            }));
-            match outcome {
-                Ok(Outcome::Changed) => {
+            match cell.apply("tick", &world.metrics, |s| s.tick(&rules)) {
+                Some((Outcome::Changed, state)) => {
                     ticks += 1;
                     world.dirty.mark(cell, state, at);
                     if flags & PetCell::WATCHED != 0 {
@@ -140,23 +112,15 @@ impl Ticker {
                     }
                     true
                 }
-                Ok(Outcome::Died) => {
+                Some((Outcome::Died, state)) => {
                     ticks += 1;
                     world.dirty.mark(cell, state, at);
                     tell.push((cell.id(), Ticked::Died));
                     false
                 }
-                Ok(_) => before.alive,
-                Err(_) => {
-                    world.metrics.pet_restarts_total.inc();
-                    log::error!(
-                        "pet {} panicked during tick; restarted from its last state (age {}, hunger {})",
-                        cell.id(),
-                        before.age,
-                        before.hunger
-                    );
-                    true
-                }
+                Some((Outcome::AlreadyDead, _)) => false,
+                // The rule panicked: the pet keeps its last good state and ticking.
+                None => true,
             }
         });
         // Counted once per slot: a shared counter bumped per tick cost a contended atomic
@@ -167,12 +131,9 @@ impl Ticker {
         if firsts > 0 {
             world.metrics.first_ticks_total.inc_by(firsts);
         }
+        // Only watched and dying pets are told, so these lookups are few.
         for (id, what) in tell {
-            let addr = match what {
-                Ticked::Changed => self.watched.borrow().get(&id).cloned(),
-                Ticked::Died => world.registry.get(id),
-            };
-            match addr {
+            match world.registry.get(id) {
                 Some(addr) => addr.do_send(what),
                 None if what == Ticked::Died => {
                     log::warn!(

@@ -1,0 +1,38 @@
+//! The HTTP edge: every route the server answers — the JSON API under `/api` (by resource:
+//! accounts and pets), the WebSocket upgrade, health and metrics, and the web app's files.
+
+pub mod accounts;
+pub mod auth;
+pub mod ops;
+pub mod pets;
+pub mod web_app;
+
+use crate::error::{json_error, AppError};
+use actix_web::{web, HttpResponse};
+use std::path::PathBuf;
+
+/// Largest JSON body the API accepts.
+const MAX_BODY: usize = 16 * 1024;
+
+/// Registers every route; `static_dir` is the built web app, if there is one.
+pub fn configure(cfg: &mut web::ServiceConfig, static_dir: Option<PathBuf>) {
+    cfg.route("/healthz", web::get().to(ops::healthz))
+        .route("/metrics", web::get().to(ops::metrics))
+        .route("/ws", web::get().to(crate::ws::upgrade::upgrade))
+        .service(
+            web::scope("/api")
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(MAX_BODY)
+                        .error_handler(|err, _| json_error(err).into()),
+                )
+                .configure(accounts::configure)
+                .configure(pets::configure)
+                .default_service(web::to(api_not_found)),
+        );
+    web_app::configure(cfg, static_dir);
+}
+
+async fn api_not_found() -> Result<HttpResponse, AppError> {
+    Err(AppError::NotFound("no such API endpoint"))
+}

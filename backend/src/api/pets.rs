@@ -1,0 +1,54 @@
+//! `/api/species` and `/api/pets`: the species list, my pets, adopting one, one pet.
+
+use super::auth::CurrentUser;
+use crate::error::AppError;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use livepet_shared::wire::{NewPet, SpeciesInfo};
+use livepet_shared::{PetId, Species};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/species", web::get().to(species))
+        .route("/pets", web::get().to(list_pets))
+        .route("/pets", web::post().to(adopt))
+        .route("/pets/{id}", web::get().to(get_pet));
+}
+
+async fn species() -> HttpResponse {
+    let list: Vec<SpeciesInfo> = Species::ALL
+        .into_iter()
+        .map(|s| SpeciesInfo {
+            id: s,
+            label: s.label().into(),
+            emoji: s.emoji().into(),
+        })
+        .collect();
+    HttpResponse::Ok().json(list)
+}
+
+async fn list_pets(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(state.services.pets_of(user.id).await?))
+}
+
+async fn adopt(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    body: web::Json<NewPet>,
+) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Created().json(state.services.adopt(user.id, &body).await?))
+}
+
+async fn get_pet(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    // A malformed id is as unknown as a missing one.
+    let Ok(id) = path.parse::<i64>() else {
+        return Err(AppError::NotFound("no such pet"));
+    };
+    Ok(HttpResponse::Ok().json(state.services.pet_of(user.id, PetId(id)).await?))
+}

@@ -1,0 +1,34 @@
+//! Operations that HTTP and WebSocket both use: accounts and sessions, pets, treats. Plain
+//! async methods on [`Services`], tested through the real server; the edges (`api/`, `ws/`)
+//! only translate requests and frames into these calls and their answers back.
+
+pub mod accounts;
+pub mod pets;
+pub mod treats;
+
+use crate::actors::presence::Presence;
+use crate::db::{self, DbConn, DbPool};
+use crate::error::AppError;
+use crate::world::World;
+use accounts::Accounts;
+use actix::Addr;
+use std::sync::Arc;
+
+/// What the operations run on.
+pub struct Services {
+    pub world: Arc<World>,
+    pub pool: DbPool,
+    pub presence: Addr<Presence>,
+    pub accounts: Accounts,
+}
+
+impl Services {
+    /// Runs database work on the blocking pool (see [`db::run`]).
+    pub async fn db<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
+    {
+        db::run(&self.pool, f).await
+    }
+}

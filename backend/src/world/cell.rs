@@ -1,0 +1,214 @@
+//! A pet's state cell: the one place a live pet's changing state lives, and the one way a
+//! rule is applied to it (by the ticker for ticks, by the pet's actor for feeds and treats).
+
+use crate::db::models::{stored_count, PetStateRow};
+use crate::metrics::Metrics;
+use livepet_shared::rules::Outcome;
+use livepet_shared::{PetId, PetState};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+/// The changing part of one pet at one moment, as the persister writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    pub id: PetId,
+    pub state: PetState,
+    /// When this state was produced (ms since the epoch).
+    pub at: i64,
+}
+
+impl From<&Snapshot> for PetStateRow {
+    fn from(s: &Snapshot) -> Self {
+        PetStateRow {
+            id: s.id.0,
+            age: stored_count(s.state.age),
+            hunger: stored_count(s.state.hunger),
+            is_alive: s.state.alive,
+            updated_at: s.at,
+        }
+    }
+}
+
+/// One pet's state, shared by the pet's actor, its arbiter's [`Ticker`] and the persister.
+/// The actor and the ticker run on the pet's arbiter thread and are the only writers (through
+/// [`DirtyPets::mark`]); the persister reads it at flush time. The state is one packed word,
+/// so a flush never reads half of one change and half of another.
+///
+/// [`Ticker`]: crate::world::ticker::Ticker
+/// [`DirtyPets::mark`]: crate::world::dirty::DirtyPets::mark
+pub struct PetCell {
+    id: PetId,
+    /// age | hunger << 32 | alive << 63
+    state: AtomicU64,
+    /// When the state was produced (ms since the epoch).
+    at: AtomicI64,
+    /// Whether this cell is in the dirty list: it is listed once per flush, however often
+    /// the pet changes in between.
+    pub(super) dirty: AtomicBool,
+    /// [`PetCell::LIVE`], [`PetCell::WATCHED`], [`PetCell::TICKED`] (and a test hook).
+    flags: AtomicU8,
+}
+
+impl PetCell {
+    /// The pet's actor is running: the ticker ticks it.
+    pub const LIVE: u8 = 1;
+    /// Someone watches the pet: the ticker tells its actor after every tick. This flag is
+    /// the only record of "watched"; the actor keeps it in step with its viewers.
+    pub const WATCHED: u8 = 2;
+    /// The pet has ticked at least once in this process.
+    pub const TICKED: u8 = 4;
+    /// Test hook: the next rule application panics.
+    #[cfg(feature = "test-hooks")]
+    pub const PANIC_NEXT: u8 = 8;
+
+    pub fn new(id: PetId, state: PetState, at: i64) -> Arc<PetCell> {
+        let cell = PetCell {
+            id,
+            state: AtomicU64::new(0),
+            at: AtomicI64::new(0),
+            dirty: AtomicBool::new(false),
+            flags: AtomicU8::new(0),
+        };
+        cell.store(state, at);
+        Arc::new(cell)
+    }
+
+    pub fn id(&self) -> PetId {
+        self.id
+    }
+
+    /// The pet's current state.
+    pub fn state(&self) -> PetState {
+        let packed = self.state.load(Ordering::Relaxed);
+        PetState {
+            age: packed as u32,
+            hunger: ((packed >> 32) as u32) & 0x7FFF_FFFF,
+            alive: packed >> 63 == 1,
+        }
+    }
+
+    /// When the current state was produced.
+    pub fn at(&self) -> i64 {
+        self.at.load(Ordering::Relaxed)
+    }
+
+    pub fn flags(&self) -> u8 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags() & flag != 0
+    }
+
+    pub fn set_flag(&self, flag: u8, on: bool) {
+        if on {
+            self.flags.fetch_or(flag, Ordering::Relaxed);
+        } else {
+            self.flags.fetch_and(!flag, Ordering::Relaxed);
+        }
+    }
+
+    /// The current state with its id and time, for the persister.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            id: self.id,
+            state: self.state(),
+            at: self.at(),
+        }
+    }
+
+    pub(super) fn store(&self, s: PetState, at: i64) {
+        let packed = u64::from(s.age)
+            | (u64::from(s.hunger.min(0x7FFF_FFFF)) << 32)
+            | (u64::from(s.alive) << 63);
+        self.state.store(packed, Ordering::Relaxed);
+        self.at.store(at, Ordering::Relaxed);
+    }
+
+    /// Applies a rule (`what` names it in the log) to a copy of the state and returns the
+    /// outcome with the new state; the caller records it. A panic inside the rule leaves the
+    /// state as it was, so the pet carries on from its last good state instead of vanishing
+    /// with its arbiter task; that is `None`, counted and logged here.
+    #[inline]
+    pub fn apply(
+        &self,
+        what: &str,
+        metrics: &Metrics,
+        rule: impl FnOnce(&mut PetState) -> Outcome,
+    ) -> Option<(Outcome, PetState)> {
+        let before = self.state();
+        let mut state = before;
+        #[cfg(feature = "test-hooks")]
+        let panic_now = {
+            let armed = self.has(Self::PANIC_NEXT);
+            if armed {
+                self.set_flag(Self::PANIC_NEXT, false);
+            }
+            armed
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            #[cfg(feature = "test-hooks")]
+            if panic_now {
+                panic!("injected panic (test hook)");
+            }
+            rule(&mut state)
+        }));
+        match result {
+            Ok(outcome) => Some((outcome, state)),
+            Err(_) => {
+                metrics.pet_restarts_total.inc();
+                log::error!(
+                    "pet {} panicked during {what}; restarted from its last state (age {}, hunger {})",
+                    self.id,
+                    before.age,
+                    before.hunger
+                );
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use livepet_shared::Rules;
+
+    #[test]
+    fn packs_and_unpacks_the_state() {
+        let s = PetState {
+            age: u32::MAX,
+            hunger: 500,
+            alive: true,
+        };
+        let cell = PetCell::new(PetId(9), s, 1234);
+        assert_eq!(cell.state(), s);
+        assert_eq!(
+            cell.snapshot(),
+            Snapshot {
+                id: PetId(9),
+                state: s,
+                at: 1234
+            }
+        );
+    }
+
+    #[test]
+    fn a_panicking_rule_leaves_the_state_alone() {
+        let metrics = Metrics::new();
+        let cell = PetCell::new(PetId(1), PetState::newborn(&Rules::default()), 0);
+        let before = cell.state();
+        let applied = cell.apply("test", &metrics, |_| panic!("boom"));
+        assert!(applied.is_none());
+        assert_eq!(cell.state(), before);
+        assert_eq!(metrics.pet_restarts_total.get(), 1);
+        let (outcome, after) = cell
+            .apply("tick", &metrics, |s| s.tick(&Rules::default()))
+            .expect("no panic");
+        assert_eq!(outcome, Outcome::Changed);
+        assert_eq!(after.age, before.age + 1);
+        // apply never stores: the caller records the state.
+        assert_eq!(cell.state(), before);
+    }
+}

@@ -1,0 +1,402 @@
+//! ViewerSession: one browser tab's WebSocket, a thin transport. It decodes frames, enforces
+//! the heartbeat and the frame rate limit, forwards commands to pets, Presence and the
+//! services, and writes what comes back. Rules and multi-step operations (paying for a
+//! treat) live in `services/` and the pet actor.
+
+use super::protocol::{self, FrameError};
+use crate::actors::encode;
+use crate::actors::pet::{Feed, PetActor, PetFrame, Unwatch, ViewerId, Watch};
+use crate::actors::presence::{Connect, Disconnect, Join, Leave, Push};
+use crate::state::AppState;
+use actix::prelude::*;
+use actix_web::web;
+use actix_web_actors::ws;
+use governor::{DefaultDirectRateLimiter, Quota};
+use livepet_shared::wire::{ActivePet, ClientMsg, ErrorCode, ServerMsg};
+use livepet_shared::{PetId, UserId};
+use std::collections::HashMap;
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The server pings this often.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// A client silent for this long is dropped.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest frame accepted from a client.
+pub const MAX_FRAME: usize = 16 * 1024;
+/// Refused frames within one abuse window after which the socket is closed.
+const ABUSE_LIMIT: u32 = 200;
+const ABUSE_WINDOW: Duration = Duration::from_secs(10);
+/// Frames that may wait for a session before its pets and Presence give up on it.
+const SESSION_MAILBOX: usize = 256;
+/// Dashboard stats cadence.
+const STATS_EVERY: Duration = Duration::from_secs(1);
+
+static NEXT_VIEWER: AtomicU64 = AtomicU64::new(1);
+
+type Ctx = ws::WebsocketContext<ViewerSession>;
+
+pub struct ViewerSession {
+    id: ViewerId,
+    user: UserId,
+    state: web::Data<AppState>,
+    watching: HashMap<PetId, Addr<PetActor>>,
+    last_seen: Instant,
+    limiter: DefaultDirectRateLimiter,
+    refused: u32,
+    refused_since: Instant,
+    stats: Option<SpawnHandle>,
+}
+
+impl ViewerSession {
+    pub fn new(user: UserId, state: web::Data<AppState>) -> Self {
+        // A burst of twice the sustained rate absorbs a page load's flurry of frames.
+        let per_second = state.settings.ws_frames_per_second;
+        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(per_second.saturating_mul(2)).unwrap_or(NonZeroU32::MIN);
+        ViewerSession {
+            id: NEXT_VIEWER.fetch_add(1, Ordering::Relaxed),
+            user,
+            state,
+            watching: HashMap::new(),
+            last_seen: Instant::now(),
+            limiter: governor::RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            refused: 0,
+            refused_since: Instant::now(),
+            stats: None,
+        }
+    }
+
+    fn send(&self, ctx: &mut Ctx, msg: &ServerMsg) {
+        if let Some(json) = encode(msg) {
+            ctx.text(&*json);
+        }
+    }
+
+    /// Sends an `error` frame; the session stays up.
+    fn error(&self, ctx: &mut Ctx, e: impl Into<FrameError>) {
+        let e = e.into();
+        self.state
+            .metrics()
+            .ws_errors_total
+            .with_label_values(&[e.code.as_str()])
+            .inc();
+        self.send(ctx, &e.to_msg());
+    }
+
+    /// Runs an operation off the session's task and writes its error frame, if any.
+    fn run<F>(&mut self, ctx: &mut Ctx, op: F)
+    where
+        F: Future<Output = Result<(), FrameError>> + 'static,
+    {
+        ctx.spawn(op.into_actor(self).map(|res, act, ctx| {
+            if let Err(e) = res {
+                act.error(ctx, e);
+            }
+        }));
+    }
+
+    /// Token bucket per session; sustained abuse closes the socket (policy violation).
+    fn admit(&mut self, ctx: &mut Ctx) -> bool {
+        if self.limiter.check().is_ok() {
+            return true;
+        }
+        if self.refused_since.elapsed() > ABUSE_WINDOW {
+            self.refused = 0;
+            self.refused_since = Instant::now();
+        }
+        self.refused += 1;
+        if self.refused == 1 {
+            let per_second = self.state.settings.ws_frames_per_second;
+            self.error(
+                ctx,
+                FrameError::new(
+                    ErrorCode::RateLimited,
+                    format!("slow down: at most {per_second} frames per second"),
+                ),
+            );
+        }
+        if self.refused >= ABUSE_LIMIT {
+            log::warn!(
+                "closing session {} of user {}: frame flood",
+                self.id,
+                self.user
+            );
+            ctx.close(Some(ws::CloseReason {
+                code: ws::CloseCode::Policy,
+                description: Some("too many frames".into()),
+            }));
+            ctx.stop();
+        }
+        false
+    }
+
+    fn handle_text(&mut self, text: &str, ctx: &mut Ctx) {
+        let msg = match protocol::decode(text) {
+            Ok(m) => m,
+            Err(e) => return self.error(ctx, e),
+        };
+        match msg {
+            ClientMsg::Ping => self.send(ctx, &ServerMsg::Pong),
+            ClientMsg::Watch { pet_id } => self.watch(pet_id, ctx),
+            ClientMsg::Unwatch { pet_id } => self.unwatch(pet_id),
+            ClientMsg::Feed { pet_id } => self.feed(pet_id, ctx),
+            ClientMsg::GiveTreat { pet_id } => {
+                let (state, user) = (self.state.clone(), self.user);
+                self.run(ctx, async move {
+                    Ok(state.services.give_treat(user, pet_id).await?)
+                });
+            }
+            ClientMsg::SubscribeStats => self.subscribe_stats(ctx),
+        }
+    }
+
+    fn watch(&mut self, pet_id: PetId, ctx: &mut Ctx) {
+        let Some(pet) = self.state.services.world.registry.get(pet_id) else {
+            return self.not_live(pet_id, ctx, false);
+        };
+        let watch = Watch {
+            by: self.user,
+            viewer: self.id,
+            to: ctx.address().recipient(),
+        };
+        let addr = pet.clone();
+        // `wait`, not `spawn`: the pet's first frame waits in this session's mailbox until
+        // the pet is announced to Presence, so a client that has seen its pet's frame can
+        // count on the pet being in everyone's active list from then on.
+        ctx.wait(async move { pet.send(watch).await }.into_actor(self).map(
+            move |res, act, ctx| match res {
+                // The pet itself sent the first frame, in order with its later ones.
+                Ok(Ok(view)) => {
+                    act.watching.insert(pet_id, addr);
+                    act.state.services.presence.do_send(Join {
+                        viewer: act.id,
+                        pet: ActivePet {
+                            id: view.id,
+                            name: view.name,
+                            species: view.species,
+                            owner_id: view.owner_id,
+                        },
+                    });
+                }
+                Ok(Err(e)) => act.error(ctx, e),
+                // It died between the lookup and the message: show its stored state.
+                Err(_) => act.not_live(pet_id, ctx, false),
+            },
+        ));
+    }
+
+    fn unwatch(&mut self, pet_id: PetId) {
+        if let Some(pet) = self.watching.remove(&pet_id) {
+            pet.do_send(Unwatch { viewer: self.id });
+            self.state.services.presence.do_send(Leave {
+                viewer: self.id,
+                pet: pet_id,
+            });
+        }
+    }
+
+    fn feed(&mut self, pet_id: PetId, ctx: &mut Ctx) {
+        let Some(pet) = self.state.services.world.registry.get(pet_id) else {
+            return self.not_live(pet_id, ctx, true);
+        };
+        let by = self.user;
+        ctx.spawn(
+            async move { pet.send(Feed { by }).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| match res {
+                    // A watching session gets the new state from the pet's broadcast.
+                    Ok(Ok(view)) if !act.watching.contains_key(&pet_id) => {
+                        act.send(ctx, &ServerMsg::Pet { pet: view })
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => act.error(ctx, e),
+                    Err(_) => act.not_live(pet_id, ctx, true),
+                }),
+        );
+    }
+
+    /// The pet is not alive in this process: say why, or show a dead pet's stored state.
+    fn not_live(&mut self, pet_id: PetId, ctx: &mut Ctx, acting: bool) {
+        let (state, user) = (self.state.clone(), self.user);
+        ctx.spawn(
+            async move { state.services.pet_not_live(user, pet_id, acting).await }
+                .into_actor(self)
+                .map(|res, act, ctx| match res {
+                    Ok(view) => act.send(ctx, &ServerMsg::Pet { pet: view }),
+                    Err(e) => act.error(ctx, e),
+                }),
+        );
+    }
+
+    fn subscribe_stats(&mut self, ctx: &mut Ctx) {
+        if !self.state.settings.dashboard {
+            return self.error(
+                ctx,
+                FrameError::new(ErrorCode::Forbidden, "the dashboard is turned off"),
+            );
+        }
+        if self.stats.is_some() {
+            return;
+        }
+        let mut last = (Instant::now(), self.state.metrics().ticks_total.get());
+        let handle = ctx.run_interval(STATS_EVERY, move |act, ctx| {
+            let now = Instant::now();
+            let ticks = act.state.metrics().ticks_total.get();
+            let rate = (ticks - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
+            last = (now, ticks);
+            let stats = act.state.stats(rate);
+            act.send(ctx, &ServerMsg::Stats(stats));
+        });
+        self.stats = Some(handle);
+    }
+}
+
+impl Actor for ViewerSession {
+    type Context = Ctx;
+
+    fn started(&mut self, ctx: &mut Ctx) {
+        // Bounded on purpose: pets and Presence use try_send, so a client that stops reading
+        // (its session is then no longer polled) costs at most this many queued frames.
+        ctx.set_mailbox_capacity(SESSION_MAILBOX);
+        self.state.metrics().ws_connections.inc();
+        ctx.run_interval(HEARTBEAT, |act, ctx| {
+            if act.last_seen.elapsed() > CLIENT_TIMEOUT {
+                log::info!("session {} timed out", act.id);
+                ctx.stop();
+            } else {
+                ctx.ping(b"");
+            }
+        });
+        let connect = Connect {
+            viewer: self.id,
+            user: self.user,
+            to: ctx.address().recipient(),
+        };
+        let (state, user) = (self.state.clone(), self.user);
+        // The list first, then the treats: both before anything else is handled.
+        ctx.wait(
+            async move {
+                let pets = state
+                    .services
+                    .presence
+                    .send(connect)
+                    .await
+                    .unwrap_or_default();
+                (pets, state.services.treats_of(user).await)
+            }
+            .into_actor(self)
+            .map(|(pets, treats), act, ctx| {
+                act.send(ctx, &ServerMsg::ActivePets { pets });
+                match treats {
+                    Ok(available) => act.send(ctx, &ServerMsg::Treats { available }),
+                    Err(e) => {
+                        e.log_cause();
+                        act.error(
+                            ctx,
+                            FrameError::new(
+                                ErrorCode::ServiceUnavailable,
+                                "could not read your treats",
+                            ),
+                        )
+                    }
+                }
+            }),
+        );
+    }
+
+    fn stopped(&mut self, _: &mut Ctx) {
+        self.state.metrics().ws_connections.dec();
+        for (_, pet) in self.watching.drain() {
+            pet.do_send(Unwatch { viewer: self.id });
+        }
+        self.state
+            .services
+            .presence
+            .do_send(Disconnect { viewer: self.id });
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ViewerSession {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Ctx) {
+        self.last_seen = Instant::now();
+        let msg = match item {
+            Ok(m) => m,
+            Err(ws::ProtocolError::Overflow) => {
+                self.error(
+                    ctx,
+                    FrameError::new(
+                        ErrorCode::PayloadTooLarge,
+                        format!("frames are limited to {MAX_FRAME} bytes"),
+                    ),
+                );
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Size,
+                    description: Some("frame too large".into()),
+                }));
+                return ctx.stop();
+            }
+            Err(e) => {
+                log::debug!("session {}: protocol error {e}", self.id);
+                ctx.close(Some(ws::CloseCode::Protocol.into()));
+                return ctx.stop();
+            }
+        };
+        match msg {
+            ws::Message::Text(text) => {
+                self.state.metrics().ws_frames_in_total.inc();
+                if self.admit(ctx) {
+                    self.handle_text(&text, ctx);
+                }
+            }
+            ws::Message::Binary(_) | ws::Message::Continuation(_) => {
+                self.state.metrics().ws_frames_in_total.inc();
+                if self.admit(ctx) {
+                    self.error(
+                        ctx,
+                        FrameError::new(ErrorCode::BinaryNotSupported, "send JSON text frames"),
+                    );
+                }
+            }
+            ws::Message::Ping(p) => ctx.pong(&p),
+            ws::Message::Pong(_) | ws::Message::Nop => {}
+            ws::Message::Close(reason) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl Handler<PetFrame> for ViewerSession {
+    type Result = ();
+
+    fn handle(&mut self, frame: PetFrame, ctx: &mut Ctx) {
+        ctx.text(&*frame.json);
+        if !frame.alive && self.watching.remove(&frame.pet_id).is_some() {
+            self.state.services.presence.do_send(Leave {
+                viewer: self.id,
+                pet: frame.pet_id,
+            });
+        }
+    }
+}
+
+impl Handler<Push> for ViewerSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: Push, ctx: &mut Ctx) {
+        match msg {
+            Push::Frame(json) => ctx.text(&*json),
+            Push::GoingAway => {
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Away,
+                    description: Some("server is restarting".into()),
+                }));
+                ctx.stop();
+            }
+        }
+    }
+}
