@@ -1,6 +1,7 @@
 //! Prometheus metrics for `/metrics` and the dashboard. One `Metrics` per server, passed
 //! around explicitly (no globals), so in-process tests can run several servers side by side.
 
+use prometheus::core::Collector;
 use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -30,25 +31,26 @@ pub struct Metrics {
     last_flush_ok_ms: AtomicI64,
 }
 
-fn gauge(r: &Registry, name: &str, help: &str) -> Gauge {
-    let g = Gauge::new(name, help).expect("metric name is valid");
-    r.register(Box::new(g.clone()))
+/// Registers a metric and hands it back. Names and help texts are literals, so a failure is
+/// a programming error caught by every test that builds `Metrics`.
+#[allow(clippy::expect_used)]
+fn registered<M: Collector + Clone + 'static>(r: &Registry, metric: prometheus::Result<M>) -> M {
+    let m = metric.expect("metric name is valid");
+    r.register(Box::new(m.clone()))
         .expect("metric registered once");
-    g
+    m
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> Gauge {
+    registered(r, Gauge::new(name, help))
 }
 
 fn int_gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("metric name is valid");
-    r.register(Box::new(g.clone()))
-        .expect("metric registered once");
-    g
+    registered(r, IntGauge::new(name, help))
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("metric name is valid");
-    r.register(Box::new(c.clone()))
-        .expect("metric registered once");
-    c
+    registered(r, IntCounter::new(name, help))
 }
 
 impl Metrics {
@@ -60,16 +62,16 @@ impl Metrics {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))
         .expect("process collector registers once");
-        let ws_errors_total = IntCounterVec::new(
-            Opts::new(
-                "livepet_ws_errors_total",
-                "Error frames sent to WebSocket clients, by code",
+        let ws_errors_total = registered(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "livepet_ws_errors_total",
+                    "Error frames sent to WebSocket clients, by code",
+                ),
+                &["code"],
             ),
-            &["code"],
-        )
-        .expect("metric name is valid");
-        r.register(Box::new(ws_errors_total.clone()))
-            .expect("metric registered once");
+        );
         Metrics {
             pets_alive: int_gauge(&r, "livepet_pets_alive", "Pet actors alive and ticking"),
             ticks_total: counter(&r, "livepet_ticks_total", "Pet ticks applied"),
