@@ -1,7 +1,7 @@
 //! TreatRefresher: tops every user up to the treat maximum at start and every refresh interval.
 
 use crate::actors::presence::{Presence, TreatsRefreshed};
-use crate::db::{queries, DbPool};
+use crate::db::{self, queries, DbPool};
 use actix::prelude::*;
 use std::time::Duration;
 
@@ -25,22 +25,20 @@ impl TreatRefresher {
     fn refresh(&mut self, ctx: &mut Context<Self>) {
         let pool = self.pool.clone();
         let max = self.max_treats;
-        let job = actix_rt::task::spawn_blocking(move || -> anyhow::Result<usize> {
-            let mut conn = pool.get()?;
-            Ok(queries::refresh_treats(&mut conn, max)?)
-        });
         let presence = self.presence.clone();
         ctx.spawn(actix::fut::wrap_future(async move {
-            match job.await {
-                Ok(Ok(n)) => {
+            let topped_up = db::run(&pool, move |c| -> anyhow::Result<usize> {
+                Ok(queries::refresh_treats(c, max)?)
+            });
+            match topped_up.await {
+                Ok(n) => {
                     log::info!("topped up treats for {n} user(s)");
                     if n > 0 {
                         // Every user now holds the maximum: every open session shows it.
                         presence.do_send(TreatsRefreshed { available: max });
                     }
                 }
-                Ok(Err(e)) => log::warn!("treat refresh failed, will retry next round: {e:#}"),
-                Err(e) => log::error!("treat refresh task failed: {e}"),
+                Err(e) => log::warn!("treat refresh failed, will retry next round: {e:#}"),
             }
         }));
     }
