@@ -26,6 +26,8 @@ pub struct Metrics {
     pub startup_seconds: Gauge,
     pub pet_restarts_total: IntCounter,
     pub slow_viewers_dropped_total: IntCounter,
+    /// Content-Security-Policy violations browsers reported.
+    pub csp_violations_total: IntCounter,
     /// When the last successful flush finished (ms since the epoch); the lag is computed from
     /// it at scrape time so it keeps growing while the database is away.
     last_flush_ok_ms: AtomicI64,
@@ -121,6 +123,11 @@ impl Metrics {
                 &r,
                 "livepet_slow_viewers_dropped_total",
                 "Viewers dropped because their client stopped reading",
+            ),
+            csp_violations_total: counter(
+                &r,
+                "livepet_csp_violations_total",
+                "Content-Security-Policy violations reported by browsers",
             ),
             last_flush_ok_ms: AtomicI64::new(crate::clock::now_ms()),
             registry: r,

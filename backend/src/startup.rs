@@ -5,6 +5,7 @@
 use crate::actors::persister::{Flush, FlushReport, Persister};
 use crate::actors::presence::{Presence, Shutdown};
 use crate::actors::treat_refresher::TreatRefresher;
+use crate::api::headers::SecurityHeaders;
 use crate::config::ServeArgs;
 use crate::db;
 use crate::metrics::Metrics;
@@ -14,6 +15,7 @@ use crate::state::{AppState, EdgeSettings};
 use crate::world::{loader, DirtyPets, PetRegistry, World};
 use actix::{Actor, Addr, SyncArbiter};
 use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use livepet_shared::Rules;
@@ -140,9 +142,20 @@ impl Application {
             started: began,
         });
         actix_web::rt::spawn(housekeeping(state.clone()));
+        let index_html = static_dir
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join("index.html")).ok());
+        let headers = Arc::new(SecurityHeaders::new(
+            index_html.as_deref(),
+            cfg.secure_cookies,
+        ));
         let server = HttpServer::new(move || {
             let static_dir = static_dir.clone();
+            let headers = headers.clone();
             App::new()
+                .wrap(from_fn(move |req, next| {
+                    crate::api::headers::add(headers.clone(), req, next)
+                }))
                 .app_data(state.clone())
                 .configure(|c| crate::api::configure(c, static_dir))
         })

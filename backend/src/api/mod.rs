@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod headers;
 pub mod ops;
 pub mod pets;
 pub mod web_app;
@@ -25,6 +26,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: Option<PathBuf>) {
                     web::JsonConfig::default()
                         .limit(MAX_BODY)
                         .error_handler(|err, _| json_error(err).into()),
+                )
+                .route(
+                    headers::REPORT_PATH.trim_start_matches("/api"),
+                    web::post().to(headers::report),
                 )
                 .configure(accounts::configure)
                 .configure(pets::configure)
