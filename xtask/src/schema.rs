@@ -171,11 +171,14 @@ struct Generated {
 fn generate() -> Result<Generated> {
     let path = ensure_diesel_cli()?;
     let root = proc::root();
-    let tmp = TempDir::new()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("livepet-schema-")
+        .tempdir()
+        .context("creating a temporary folder")?;
     // Creating and migrating read this empty config rather than diesel.toml: with a
     // `print_schema.file` there, diesel would rewrite schema.rs itself and a check would
     // compare the file with its own fresh copy.
-    let no_config = tmp.0.join("empty-diesel.toml");
+    let no_config = tmp.path().join("empty-diesel.toml");
     std::fs::write(&no_config, "").with_context(|| format!("writing {}", no_config.display()))?;
     let diesel = Diesel {
         path,
@@ -183,7 +186,7 @@ fn generate() -> Result<Generated> {
         no_config,
     };
 
-    let sqlite_url = tmp.0.join("schema.db").to_string_lossy().into_owned();
+    let sqlite_url = tmp.path().join("schema.db").to_string_lossy().into_owned();
     diesel.setup(&sqlite_url, SQLITE_MIGRATIONS)?;
     let sqlite = diesel.print_schema(&sqlite_url)?;
 
@@ -311,24 +314,6 @@ impl Drop for PgDatabase<'_> {
                 eprintln!("xtask: warning: {e:#}");
             }
         }
-    }
-}
-
-/// A fresh folder under the system's temporary folder, removed with everything in it.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<TempDir> {
-        let dir =
-            std::env::temp_dir().join(format!("livepet-schema-{}-{}", std::process::id(), nanos()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -461,87 +446,11 @@ pub fn unified_diff(old: &str, new: &str, old_name: &str, new_name: &str) -> Str
     if old == new {
         return String::new();
     }
-    let a: Vec<&str> = old.lines().collect();
-    let b: Vec<&str> = new.lines().collect();
-    let ops = line_ops(&a, &b);
-    let mut out = format!("--- {old_name}\n+++ {new_name}\n");
-    let changes: Vec<usize> = (0..ops.len()).filter(|&k| ops[k].0 != Op::Same).collect();
-    if changes.is_empty() {
-        out.push_str(
-            "(the lines are equal: the files differ in line endings or the final newline)\n",
-        );
-        return out;
-    }
-    // Group changes whose gap of unchanged lines is small enough to share context.
-    let mut groups: Vec<(usize, usize)> = Vec::new();
-    for &k in &changes {
-        match groups.last_mut() {
-            Some((_, last)) if k - *last <= 2 * CONTEXT + 1 => *last = k,
-            _ => groups.push((k, k)),
-        }
-    }
-    for (first, last) in groups {
-        let start = first.saturating_sub(CONTEXT);
-        let end = (last + CONTEXT + 1).min(ops.len());
-        let hunk = &ops[start..end];
-        let old_count = hunk.iter().filter(|o| o.0 != Op::Add).count();
-        let new_count = hunk.iter().filter(|o| o.0 != Op::Del).count();
-        let (_, old_at, new_at) = ops[start];
-        // Unified diff numbers lines from 1; an empty side names the line before it.
-        let old_start = if old_count == 0 { old_at } else { old_at + 1 };
-        let new_start = if new_count == 0 { new_at } else { new_at + 1 };
-        out.push_str(&format!(
-            "@@ -{old_start},{old_count} +{new_start},{new_count} @@\n"
-        ));
-        for &(op, i, j) in hunk {
-            match op {
-                Op::Same => out.push_str(&format!(" {}\n", a[i])),
-                Op::Del => out.push_str(&format!("-{}\n", a[i])),
-                Op::Add => out.push_str(&format!("+{}\n", b[j])),
-            }
-        }
-    }
-    out
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Op {
-    Same,
-    Del,
-    Add,
-}
-
-/// The edit script from `a` to `b` along a longest common subsequence: each op with the
-/// index it reads in `a` and in `b` (for Add, the `a` index is where the next old line is).
-fn line_ops(a: &[&str], b: &[&str]) -> Vec<(Op, usize, usize)> {
-    let (n, m) = (a.len(), b.len());
-    // lcs[i][j]: length of the longest common subsequence of a[i..] and b[j..].
-    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let (mut i, mut j) = (0, 0);
-    let mut ops = Vec::with_capacity(n + m);
-    while i < n || j < m {
-        if i < n && j < m && a[i] == b[j] {
-            ops.push((Op::Same, i, j));
-            i += 1;
-            j += 1;
-        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            ops.push((Op::Del, i, j));
-            i += 1;
-        } else {
-            ops.push((Op::Add, i, j));
-            j += 1;
-        }
-    }
-    ops
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(CONTEXT)
+        .header(old_name, new_name)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -549,48 +458,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn equal_texts_have_no_diff() {
+    fn diffs_name_both_sides_and_show_the_change() {
         assert_eq!(unified_diff("a\nb\n", "a\nb\n", "x", "y"), "");
-    }
-
-    #[test]
-    fn diff_shows_changed_lines_with_context() {
-        let old = "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n";
-        let new = "1\n2\n3\n4\nfive\n6\n7\n8\n9\n10\n11\n";
-        let diff = unified_diff(old, new, "old", "new");
-        assert_eq!(
-            diff,
-            "--- old\n+++ new\n\
-             @@ -2,9 +2,10 @@\n 2\n 3\n 4\n-5\n+five\n 6\n 7\n 8\n 9\n 10\n+11\n"
-        );
-    }
-
-    #[test]
-    fn distant_changes_get_their_own_hunks() {
-        let old: String = (1..=20).map(|i| format!("{i}\n")).collect();
-        let new: String = (1..=20)
-            .map(|i| match i {
-                2 => "two\n".to_owned(),
-                19 => "nineteen\n".to_owned(),
-                _ => format!("{i}\n"),
-            })
-            .collect();
-        let diff = unified_diff(&old, &new, "old", "new");
-        assert_eq!(diff.matches("@@ -").count(), 2, "{diff}");
-        assert!(
-            diff.contains("@@ -1,5 +1,5 @@\n 1\n-2\n+two\n 3\n"),
-            "{diff}"
-        );
-        assert!(diff.contains("-19\n+nineteen\n 20\n"), "{diff}");
-    }
-
-    #[test]
-    fn diff_of_added_lines_to_an_empty_file() {
-        assert_eq!(
-            unified_diff("", "a\nb\n", "old", "new"),
-            "--- old\n+++ new\n@@ -0,0 +1,2 @@\n+a\n+b\n"
-        );
-        assert!(unified_diff("a\n", "a", "o", "n").contains("final newline"));
+        let diff = unified_diff("1\n2\n3\n", "1\ntwo\n3\n", "old", "new");
+        assert!(diff.starts_with("--- old\n+++ new\n@@ "), "{diff}");
+        assert!(diff.contains("-2\n+two\n"), "{diff}");
     }
 
     #[test]
