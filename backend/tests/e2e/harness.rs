@@ -1,18 +1,16 @@
 //! Browser-test support: finding the built web app and the browser, the real `livepet`
-//! binary on a chosen port, chromedriver on a free port, one fresh Chromium profile per
-//! browser session, and waiting on DOM conditions (polled, with timeouts, never sleeps).
+//! binary serving it (restartable at the same address), chromedriver on a port it picks, one
+//! fresh Chromium profile per browser session, and waiting on DOM conditions (polled, with
+//! timeouts, never sleeps).
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
+use crate::process::ServerProcess;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde::Deserialize;
 use serde_json::json;
-use std::future::Future;
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How long any one thing in the browser may take before the test fails.
@@ -98,35 +96,20 @@ impl Env {
     }
 }
 
-/// A port that was free a moment ago (the OS picks it; we release it for the child).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The real `livepet serve`, on a fixed port so a restart comes back at the same address.
+/// The real `livepet serve` with the web app; it can be stopped and started again at the
+/// same address, as a browser that is already open expects.
 pub struct Server {
-    child: Option<Child>,
-    pub port: u16,
+    process: ServerProcess,
     pub base: String,
-    args: Vec<String>,
-    lines: Arc<Mutex<Vec<String>>>,
-    rx: Option<mpsc::Receiver<String>>,
+    database_url: String,
+    flags: Vec<String>,
 }
 
 impl Server {
-    /// Starts `livepet serve` on `port` with the database at `db_url`, serving `env.dist`,
-    /// plus `extra` flags; returns once it logs that it listens.
-    pub fn start(env: &Env, port: u16, db_url: &str, extra: &[&str]) -> Server {
-        let mut args: Vec<String> = vec![
-            "serve".into(),
-            "--bind".into(),
-            format!("127.0.0.1:{port}"),
-            "--database-url".into(),
-            db_url.into(),
+    /// Starts `livepet serve` on a port the OS picks, with the database at `database_url`,
+    /// serving `env.dist`, plus `extra` flags; returns once it listens.
+    pub async fn start(env: &Env, database_url: &str, extra: &[&str]) -> Server {
+        let mut flags: Vec<String> = vec![
             "--static-dir".into(),
             env.dist.display().to_string(),
             "--auth-attempts-per-minute".into(),
@@ -134,136 +117,67 @@ impl Server {
             "--shutdown-timeout-s".into(),
             "2".into(),
         ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut server = Server {
-            child: None,
-            port,
-            base: format!("http://127.0.0.1:{port}"),
-            args,
-            lines: Arc::new(Mutex::new(Vec::new())),
-            rx: None,
-        };
-        server.spawn();
-        server
-    }
-
-    fn spawn(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_livepet"))
-            .args(&self.args)
-            .env("RUST_LOG", "info")
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting livepet");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let keep = self.lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                keep.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        self.child = Some(child);
-        self.rx = Some(rx);
-        self.wait_line("listening on", Duration::from_secs(60));
-    }
-
-    /// Waits for a log line containing `needle`.
-    pub fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        let rx = self.rx.as_ref().expect("server running");
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(l) if l.contains(needle) => return l,
-                Ok(_) => {}
-                Err(_) => panic!(
-                    "no log line with `{needle}` within {timeout:?}; log:\n{}",
-                    self.log()
-                ),
-            }
+        flags.extend(extra.iter().map(|s| s.to_string()));
+        let process = ServerProcess::start(database_url, &as_strs(&flags)).await;
+        Server {
+            base: process.base.clone(),
+            process,
+            database_url: database_url.into(),
+            flags,
         }
     }
 
-    pub fn log(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    /// SIGTERM (the server flushes every pet), then waits for it to exit.
-    pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let ok = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -TERM failed");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "server exited with {status}; log:\n{}",
-                    self.log()
-                );
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not stop; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    /// SIGTERM (the server flushes every pet), then waits for a clean exit.
+    pub async fn stop(&mut self) {
+        self.process.stop().await;
     }
 
     /// Starts it again after `stop`, with the same flags: same port, same database.
-    pub fn start_again(&mut self) {
-        assert!(self.child.is_none(), "stop the server first");
-        self.spawn();
+    pub async fn start_again(&mut self) {
+        let port = self.process.addr.port();
+        self.process =
+            ServerProcess::start_on(port, &self.database_url, &as_strs(&self.flags)).await;
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+fn as_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
-/// chromedriver on a free port, in its own process group so the browsers it starts go down
-/// with it even when a test panics.
+/// chromedriver on a port it picks, in its own process group so the browsers it starts go
+/// down with it even when a test panics.
 pub struct ChromeDriver {
     child: Child,
     pub url: String,
     chromium: PathBuf,
 }
 
+/// What chromedriver prints once it listens, followed by its port.
+const DRIVER_LISTENING: &str = "started successfully on port ";
+
 impl ChromeDriver {
     pub fn start(env: &Env) -> ChromeDriver {
         use std::os::unix::process::CommandExt as _;
-        let port = free_port();
-        let child = Command::new(&env.chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+        let mut child = Command::new(&env.chromedriver)
+            .arg("--port=0")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", env.chromedriver.display()));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Read to the end, so chromedriver never blocks on a full pipe.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some((_, port)) = line.split_once(DRIVER_LISTENING) {
+                    let _ = tx.send(port.trim_end_matches('.').trim().to_string());
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("chromedriver did not say it listens: {e}"));
         ChromeDriver {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -487,21 +401,5 @@ impl Browser {
             .trim_start_matches("/pets/")
             .parse()
             .expect("a pet id in the URL")
-    }
-}
-
-/// Polls an async check until it returns `Some`; fails after `STEP`.
-pub async fn until<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + STEP;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(POLL).await;
     }
 }

@@ -6,5 +6,10 @@
 //! and /usr/bin/chromium (or CHROMIUM). Without them they print `SKIPPED(e2e)` and pass,
 //! except under `CI`, where they fail. Screenshots land in target/e2e/.
 
+// A failed unwrap is a failed test, with its location: the plainest check there is.
+#![allow(clippy::unwrap_used)]
+
 mod harness;
+#[path = "../support/process.rs"]
+mod process;
 mod scenarios;

@@ -2,9 +2,7 @@
 //! same server), so they run as one test in order; scenario 5 needs a small death age and
 //! runs on a server of its own.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use crate::harness::{free_port, Browser, ChromeDriver, Env, Server};
+use crate::harness::{Browser, ChromeDriver, Env, Server};
 
 /// Two Chromium sessions and a server at once are a lot for a 2-core CI box: the browser
 /// tests take turns instead of competing for the CPU (and timing out).
@@ -22,8 +20,7 @@ async fn browser_two_users_feed_treat_leave_and_survive_a_server_restart() {
     };
     let _turn = ONE_AT_A_TIME.lock().await;
     let db = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = Server::start(&env, port, &sqlite_url(&db), &["--tick-ms", "300"]);
+    let mut server = Server::start(&env, &sqlite_url(&db), &["--tick-ms", "300"]).await;
     let driver = ChromeDriver::start(&env);
     let a = Browser::open(&driver, "user-a", &server.base).await;
     let b = Browser::open(&driver, "user-b", &server.base).await;
@@ -99,13 +96,13 @@ async fn browser_two_users_feed_treat_leave_and_survive_a_server_restart() {
     // 4. The server restarts while B's page is open: the indicator shows reconnecting, then
     //    connected, and the age keeps rising.
     let age_before = b.state().await.age.unwrap();
-    server.stop();
+    server.stop().await;
     b.wait_until("the indicator shows reconnecting", |s| {
         s.conn.as_deref() == Some("reconnecting")
     })
     .await;
     b.screenshot("4-reconnecting").await;
-    server.start_again();
+    server.start_again().await;
     let back = b
         .wait_until("the indicator shows connected again", |s| {
             s.conn.as_deref() == Some("connected")
@@ -132,10 +129,10 @@ async fn browser_dead_pet_shows_its_end_and_leaves_the_active_list() {
     // A pet lives 40 ticks of 200 ms: about 8 s.
     let server = Server::start(
         &env,
-        free_port(),
         &sqlite_url(&db),
         &["--tick-ms", "200", "--death-age", "40"],
-    );
+    )
+    .await;
     let driver = ChromeDriver::start(&env);
     let c = Browser::open(&driver, "user-c", &server.base).await;
     let d = Browser::open(&driver, "user-d", &server.base).await;

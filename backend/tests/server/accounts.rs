@@ -1,17 +1,14 @@
 //! Account flows over real HTTP on both databases.
 
-#![allow(clippy::unwrap_used)]
-
 use crate::client::{Client, PASSWORD};
-use crate::helpers::{spawn_app, Backend, TestDb};
+use crate::helpers::{Backend, TestApp};
 use serde_json::{json, Value};
 
 async fn account_flows(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
+    let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let app = spawn_app(db.serve_args()).await;
-    let mut a = Client::for_port(app.port());
+    let mut a = app.client();
 
     // Register: 201, the user, and a session cookie with the right flags.
     let res = a.register("Alice@Example.com").await;
@@ -41,7 +38,7 @@ async fn account_flows(backend: Backend) {
     let stored: Vec<String> = {
         use diesel::prelude::*;
         use livepet_server::db::schema::sessions;
-        livepet_server::with_conn!(&mut db.conn(), |c| sessions::table
+        livepet_server::with_conn!(&mut app.db.conn(), |c| sessions::table
             .select(sessions::token_hash)
             .load(c)
             .unwrap())
@@ -57,7 +54,7 @@ async fn account_flows(backend: Backend) {
     assert_eq!(me["user"]["email"], "alice@example.com");
 
     // Duplicate email, in any case: 409.
-    let mut other = Client::for_port(app.port());
+    let mut other = app.client();
     let res = other.register("ALICE@example.com").await;
     assert_eq!(res.status(), 409);
     let body: Value = res.json().await.unwrap();
@@ -96,7 +93,7 @@ async fn account_flows(backend: Backend) {
     assert_eq!(wrong, unknown);
 
     // Login: 200 and a new token (no session fixation).
-    let mut a2 = Client::for_port(app.port());
+    let mut a2 = app.client();
     let res = a2
         .post(
             "/api/session",
@@ -118,10 +115,10 @@ async fn account_flows(backend: Backend) {
     assert_eq!(body["error"]["code"], "unauthorized");
 
     // A restart keeps everyone logged in.
-    app.shutdown().await.unwrap();
-    let app = spawn_app(db.serve_args()).await;
+    let db = app.shutdown().await;
+    let app = TestApp::spawn_on(db, |_| {}).await;
     let a = Client {
-        base: format!("http://127.0.0.1:{}", app.port()),
+        base: app.base(),
         ..a
     };
     let res = a.get("/api/me").await;
@@ -132,11 +129,8 @@ on_both_databases!(async account_flows);
 
 #[actix_rt::test]
 async fn login_and_registration_are_rate_limited_sqlite() {
-    let db = TestDb::sqlite();
-    let mut args = db.serve_args();
-    args.auth_attempts_per_minute = 3;
-    let app = spawn_app(args).await;
-    let mut c = Client::for_port(app.port());
+    let app = TestApp::sqlite_with(|args| args.auth_attempts_per_minute = 3).await;
+    let mut c = app.client();
     for _ in 0..3 {
         let res = c
             .post(

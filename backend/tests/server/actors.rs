@@ -1,8 +1,6 @@
 //! The pet world in-process: ticks, feeds, treats, death, registry, panic recovery.
 
-#![allow(clippy::unwrap_used)]
-
-use crate::helpers::{spawn_app, wait_for, TestDb};
+use crate::helpers::{wait_for, TestApp, TestDb};
 use actix::prelude::*;
 use livepet_server::actors::pet::{
     Feed, Get, InjectPanic, PetError, PetFrame, Treat, Unwatch, Watch,
@@ -56,7 +54,7 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<PetView>) -> PetView {
 async fn a_pet_ticks_feeds_takes_treats_and_refuses_strangers_sqlite() {
     let db = TestDb::sqlite();
     db.seed(3);
-    let app = spawn_app(db.serve_args()).await;
+    let app = TestApp::spawn_on(db, |_| {}).await;
     assert_eq!(app.started_pets(), 3);
     let pet = app
         .world()
@@ -131,10 +129,11 @@ async fn a_pet_ticks_feeds_takes_treats_and_refuses_strangers_sqlite() {
 async fn a_pet_dies_at_the_death_age_is_persisted_at_once_and_stops_sqlite() {
     let db = TestDb::sqlite();
     db.seed(2);
-    let mut args = db.serve_args();
-    args.death_age = 10;
-    args.tick_ms = 20;
-    let app = spawn_app(args).await;
+    let app = TestApp::spawn_on(db, |args| {
+        args.death_age = 10;
+        args.tick_ms = 20;
+    })
+    .await;
     let pet = app.world().registry.get(PetId(2)).unwrap();
     let (viewer, mut frames) = probe();
     pet.send(Watch {
@@ -168,8 +167,8 @@ async fn a_pet_dies_at_the_death_age_is_persisted_at_once_and_stops_sqlite() {
     .await;
 
     // Durable: the death was written by the persister (in order, before this flush returns).
-    app.flush().await.unwrap();
-    let row = queries::find_pet(&mut db.conn(), PetId(2))
+    app.flush().await;
+    let row = queries::find_pet(&mut app.db.conn(), PetId(2))
         .unwrap()
         .unwrap();
     assert!(!row.is_alive);
@@ -180,14 +179,14 @@ async fn a_pet_dies_at_the_death_age_is_persisted_at_once_and_stops_sqlite() {
 async fn the_registry_finds_starts_and_forgets_sqlite() {
     let db = TestDb::sqlite();
     db.seed(1);
-    let app = spawn_app(db.serve_args()).await;
+    let app = TestApp::spawn_on(db, |_| {}).await;
     let world = app.world().clone();
     assert!(world.registry.get(PetId(1)).is_some());
     assert!(world.registry.get(PetId(42)).is_none());
 
     let now = now_ms();
     let row = queries::insert_pet(
-        &mut db.conn(),
+        &mut app.db.conn(),
         &NewPetRow {
             user_id: 1,
             name: "Newcomer",
@@ -223,7 +222,7 @@ async fn the_registry_finds_starts_and_forgets_sqlite() {
 async fn a_panicking_pet_restarts_from_its_last_state_and_others_carry_on_sqlite() {
     let db = TestDb::sqlite();
     db.seed(2);
-    let app = spawn_app(db.serve_args()).await;
+    let app = TestApp::spawn_on(db, |_| {}).await;
     let sick = app.world().registry.get(PetId(1)).unwrap();
     let healthy = app.world().registry.get(PetId(2)).unwrap();
     let (v1, mut frames1) = probe();

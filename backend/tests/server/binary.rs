@@ -1,9 +1,9 @@
 //! The real `livepet` binary: metrics grow, SIGTERM loses nothing, bad configuration fails
 //! with one clear line.
 
-#![allow(clippy::unwrap_used)]
-
-use crate::helpers::{livepet, metric, Backend, ServerProcess, TestDb};
+use crate::client::Client;
+use crate::helpers::{metric, Backend, TestDb};
+use crate::process::{livepet, ServerProcess};
 use livepet_server::db::queries;
 use std::net::TcpListener;
 use std::time::Duration;
@@ -26,18 +26,23 @@ fn seed_with_binary(db: &TestDb, n: u64) {
     );
 }
 
-#[test]
-fn serve_exposes_health_and_growing_metrics_sqlite() {
+#[actix_rt::test]
+async fn serve_exposes_health_and_growing_metrics_sqlite() {
     let db = TestDb::sqlite();
     seed_with_binary(&db, 200);
-    let server = ServerProcess::start(&db, &["--tick-ms", "50"]);
-    let health = server.get("/healthz");
-    assert_eq!(health.status, 200);
-    let first = server.wait_metric("livepet_ticks_total", Duration::from_secs(30), |v| v > 0.0);
-    server.wait_metric("livepet_ticks_total", Duration::from_secs(30), |v| {
-        v > first
-    });
-    let text = server.metrics();
+    let server = ServerProcess::start(db.raw_url(), &["--tick-ms", "50"]).await;
+    let browser = Client::new(&server.base);
+    let health = browser.get("/healthz").await;
+    assert_eq!(health.status(), 200);
+    let first = server
+        .wait_metric("livepet_ticks_total", Duration::from_secs(30), |v| v > 0.0)
+        .await;
+    server
+        .wait_metric("livepet_ticks_total", Duration::from_secs(30), |v| {
+            v > first
+        })
+        .await;
+    let text = server.metrics().await;
     assert_eq!(metric(&text, "livepet_pets_alive"), Some(200.0));
     for name in [
         "livepet_persisted_total",
@@ -52,28 +57,25 @@ fn serve_exposes_health_and_growing_metrics_sqlite() {
             "{name} missing from /metrics"
         );
     }
-    let api = server.get("/api/nothing-here");
-    assert_eq!(api.status, 404);
-    let body = api.json();
+    let api = browser.get("/api/nothing-here").await;
+    assert_eq!(api.status(), 404);
+    let body: serde_json::Value = api.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
 }
 
-fn sigterm_flushes_every_tick(backend: Backend) {
+async fn sigterm_flushes_every_tick(backend: Backend) {
     let Some(db) = TestDb::new(backend) else {
         return;
     };
     seed_with_binary(&db, 500);
-    let mut server = ServerProcess::start(&db, &["--tick-ms", "20", "--persist-ms", "600000"]);
-    server.wait_metric("livepet_ticks_total", Duration::from_secs(30), |v| {
-        v >= 2000.0
-    });
-    server.signal("TERM");
-    let status = server.wait_exit(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "exit status {status}; log:\n{}",
-        server.log()
-    );
+    let mut server =
+        ServerProcess::start(db.raw_url(), &["--tick-ms", "20", "--persist-ms", "600000"]).await;
+    server
+        .wait_metric("livepet_ticks_total", Duration::from_secs(30), |v| {
+            v >= 2000.0
+        })
+        .await;
+    server.stop().await;
     let log = server.log();
     let ticks: i64 = log
         .lines()
@@ -92,7 +94,7 @@ fn sigterm_flushes_every_tick(backend: Backend) {
     }
 }
 
-on_both_databases!(blocking sigterm_flushes_every_tick);
+on_both_databases!(async sigterm_flushes_every_tick);
 
 /// Runs the binary and expects a non-zero exit with an `error:` line mentioning `needle`.
 fn fails_clearly(args: &[&str], needle: &str) {

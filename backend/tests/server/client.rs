@@ -1,7 +1,6 @@
 //! Real HTTP and WebSocket clients for the tests: one `Client` per simulated browser, with
-//! its own session cookie, and `Ws` for a live socket that waits on frames with a timeout.
-
-#![allow(dead_code, clippy::unwrap_used)]
+//! its own session cookie (reqwest), `Ws` for a live socket that waits on frames with a
+//! timeout (awc), and `Viewer`, an owner on its pet's page.
 
 use actix_codec::Framed;
 use awc::ws::{Codec, Frame, Message};
@@ -29,10 +28,6 @@ impl Client {
             cookie: None,
             http: reqwest::Client::new(),
         }
-    }
-
-    pub fn for_port(port: u16) -> Client {
-        Client::new(&format!("http://127.0.0.1:{port}"))
     }
 
     fn with_cookie(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -102,10 +97,15 @@ impl Client {
             .await
     }
 
-    /// Signs up (asserting success) and adopts one pet; returns the pet.
-    pub async fn signup_with_pet(&mut self, email: &str, pet: &str) -> PetView {
+    /// Signs up, asserting success; the session cookie is kept.
+    pub async fn sign_up(&mut self, email: &str) {
         let res = self.register(email).await;
         assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    }
+
+    /// Signs up (asserting success) and adopts one pet; returns the pet.
+    pub async fn signup_with_pet(&mut self, email: &str, pet: &str) -> PetView {
+        self.sign_up(email).await;
         self.adopt(pet, "cat").await
     }
 
@@ -143,6 +143,25 @@ impl Client {
             req = req.cookie(awc::cookie::Cookie::new("livepet_session", c.clone()));
         }
         req
+    }
+}
+
+/// An owner on its pet's page: signed up with one pet, and a socket past its greeting that
+/// watches the pet (its first frame already read).
+pub struct Viewer {
+    pub pet: PetView,
+    pub ws: Ws,
+}
+
+impl Viewer {
+    pub async fn sign_up(base: &str, email: &str, pet_name: &str) -> Viewer {
+        let mut client = Client::new(base);
+        let pet = client.signup_with_pet(email, pet_name).await;
+        let mut ws = client.ws().await;
+        ws.greeting().await;
+        ws.send(json!({"type":"watch","pet_id":pet.id})).await;
+        ws.pet_frame(pet.id).await;
+        Viewer { pet, ws }
     }
 }
 

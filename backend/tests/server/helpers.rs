@@ -1,16 +1,17 @@
-//! Test support: a database per test (SQLite temp file or a fresh PostgreSQL database that
-//! is dropped afterwards), in-process apps on port 0, the real binary, and waiting on events.
+//! Test support: a database per test (an SQLite file in a temporary folder, or a fresh
+//! PostgreSQL database dropped afterwards), `TestApp` (an in-process server on port 0 with its
+//! database and clients), reading metrics, and waiting on events.
 
-#![allow(dead_code, clippy::unwrap_used)]
-
+use crate::client::{Client, Viewer};
+use crate::process::ServerProcess;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use livepet_server::config::{DbArgs, SeedArgs, ServeArgs};
 use livepet_server::db::{self, DbUrl};
 use livepet_server::startup::Application;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use livepet_server::world::World;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Declares one test per database for a scenario `fn name(backend: Backend)`:
@@ -29,19 +30,6 @@ macro_rules! on_both_databases {
             }
         }
     };
-    (blocking $scenario:ident) => {
-        mod $scenario {
-            #[test]
-            fn sqlite() {
-                super::$scenario($crate::helpers::Backend::Sqlite);
-            }
-
-            #[test]
-            fn postgres() {
-                super::$scenario($crate::helpers::Backend::Postgres);
-            }
-        }
-    };
 }
 
 /// Which backend a test runs on; test names end in `_sqlite` / `_postgres` so the test
@@ -54,7 +42,7 @@ pub enum Backend {
 
 /// A database that exists for one test.
 pub struct TestDb {
-    pub url: DbUrl,
+    url: DbUrl,
     raw_url: String,
     _dir: Option<tempfile::TempDir>,
     pg_drop: Option<(String, String)>,
@@ -70,6 +58,7 @@ impl TestDb {
         }
     }
 
+    /// An SQLite file in a temporary folder (always available).
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         let raw = format!("sqlite://{}", dir.path().join("livepet.db").display());
@@ -81,7 +70,7 @@ impl TestDb {
         }
     }
 
-    pub fn postgres() -> Option<TestDb> {
+    fn postgres() -> Option<TestDb> {
         if std::env::var("LIVEPET_TEST_POSTGRES").as_deref() == Ok("off") {
             return skip_postgres("LIVEPET_TEST_POSTGRES=off");
         }
@@ -109,27 +98,37 @@ impl TestDb {
         })
     }
 
+    /// The URL as the binary's `--database-url` takes it.
     pub fn raw_url(&self) -> &str {
         &self.raw_url
     }
 
-    /// For PostgreSQL: the server's address, and this database's URL via `host:port` instead.
-    pub fn via(&self, port: u16) -> (std::net::SocketAddr, String) {
-        let (scheme, rest) = self.raw_url.split_once("://").unwrap();
-        let (creds, rest) = rest.split_once('@').unwrap();
-        let (hostport, db) = rest.split_once('/').unwrap();
+    /// For PostgreSQL: the address of the server this database lives on.
+    pub fn postgres_addr(&self) -> SocketAddr {
+        let [_, _, hostport, _] = self.postgres_url_parts();
         let hostport = if hostport.contains(':') {
             hostport.to_string()
         } else {
             format!("{hostport}:5432")
         };
-        let hostport = hostport.replace("localhost", "127.0.0.1");
-        (
-            hostport.parse().unwrap(),
-            format!("{scheme}://{creds}@127.0.0.1:{port}/{db}"),
-        )
+        hostport.replace("localhost", "127.0.0.1").parse().unwrap()
     }
 
+    /// For PostgreSQL: this database's URL through `127.0.0.1:port` (a proxy) instead.
+    pub fn url_through(&self, port: u16) -> String {
+        let [scheme, creds, _, db] = self.postgres_url_parts();
+        format!("{scheme}://{creds}@127.0.0.1:{port}/{db}")
+    }
+
+    /// `scheme://creds@hostport/db`, taken apart.
+    fn postgres_url_parts(&self) -> [&str; 4] {
+        let (scheme, rest) = self.raw_url.split_once("://").unwrap();
+        let (creds, rest) = rest.split_once('@').unwrap();
+        let (hostport, db) = rest.split_once('/').unwrap();
+        [scheme, creds, hostport, db]
+    }
+
+    /// A connection to this database (migrated).
     pub fn conn(&self) -> db::DbConn {
         db::connect_and_migrate(&self.url).unwrap()
     }
@@ -144,10 +143,6 @@ impl TestDb {
             owner: "owner@example.com".into(),
         })
         .unwrap();
-    }
-
-    pub fn serve_args(&self) -> ServeArgs {
-        ServeArgs::for_tests(self.url.clone())
     }
 }
 
@@ -170,16 +165,102 @@ fn skip_postgres(why: &str) -> Option<TestDb> {
     None
 }
 
+/// An in-process server on port 0 with a database of its own, and the clients a test talks
+/// to it with: every in-process test starts with one.
+pub struct TestApp {
+    // Before `db`, so it is dropped first: the server lets go of the database before the
+    // database is deleted.
+    server: Application,
+    pub db: TestDb,
+}
+
+impl TestApp {
+    /// A server on a fresh database of `backend` with the test defaults; `None` only when
+    /// PostgreSQL is unavailable outside CI (see [`TestDb::new`]).
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        TestApp::spawn_with(backend, |_| {}).await
+    }
+
+    /// Like [`spawn`](Self::spawn), with the test defaults changed by `configure`.
+    pub async fn spawn_with(
+        backend: Backend,
+        configure: impl FnOnce(&mut ServeArgs),
+    ) -> Option<TestApp> {
+        Some(TestApp::spawn_on(TestDb::new(backend)?, configure).await)
+    }
+
+    /// A server on a fresh SQLite database with the test defaults.
+    pub async fn sqlite() -> TestApp {
+        TestApp::spawn_on(TestDb::sqlite(), |_| {}).await
+    }
+
+    /// Like [`sqlite`](Self::sqlite), with the test defaults changed by `configure`.
+    pub async fn sqlite_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+        TestApp::spawn_on(TestDb::sqlite(), configure).await
+    }
+
+    /// A server on a database the test prepared (seeded, or left by an earlier server).
+    pub async fn spawn_on(db: TestDb, configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+        let mut args = ServeArgs::for_tests(db.url.clone());
+        configure(&mut args);
+        let server = Application::build(args).await.unwrap();
+        TestApp { server, db }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.server.port())
+    }
+
+    /// A new browser: no cookie yet.
+    pub fn client(&self) -> Client {
+        Client::new(&self.base())
+    }
+
+    /// A new browser, signed up (and so logged in) as `email`.
+    pub async fn signed_up(&self, email: &str) -> Client {
+        let mut client = self.client();
+        client.sign_up(email).await;
+        client
+    }
+
+    /// A new owner of a pet named `pet_name`, on its page (see [`Viewer`]).
+    pub async fn viewer(&self, email: &str, pet_name: &str) -> Viewer {
+        Viewer::sign_up(&self.base(), email, pet_name).await
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        scrape(&self.base()).await
+    }
+
+    pub fn world(&self) -> &Arc<World> {
+        self.server.world()
+    }
+
+    /// How many stored pets were brought to life at startup.
+    pub fn started_pets(&self) -> usize {
+        self.server.started_pets()
+    }
+
+    /// Writes every changed pet now; returns how many rows that wrote.
+    pub async fn flush(&self) -> usize {
+        self.server.flush().await.unwrap().rows
+    }
+
+    /// A graceful stop (which must succeed); hands back the database for checks or for the
+    /// next server.
+    pub async fn shutdown(self) -> TestDb {
+        self.server.shutdown().await.unwrap();
+        self.db
+    }
+}
+
 /// Writes a line straight to stderr, past the test harness's output capture, so skips and
 /// measured figures show in the CI log even when the test passes.
 pub fn report(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "{line}");
-}
-
-/// Starts an in-process server.
-pub async fn spawn_app(args: ServeArgs) -> Application {
-    Application::build(args).await.unwrap()
 }
 
 /// Waits until `check` returns `Some`, polling an observable (metric, registry, channel)
@@ -203,188 +284,40 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// The real `livepet` binary, started with a log we can wait on.
-pub struct ServerProcess {
-    pub child: Child,
-    pub base: String,
-    lines: Arc<Mutex<Vec<String>>>,
-    rx: mpsc::Receiver<String>,
+/// The Prometheus text of `<base>/metrics`.
+async fn scrape(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
-pub fn livepet() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_livepet"));
-    c.env("RUST_LOG", "info").env_remove("DATABASE_URL");
-    c
-}
-
+// Reading the binary's metrics: only these tests do, so it lives here rather than in the
+// process module the browser tests share.
 impl ServerProcess {
-    /// Starts `livepet serve` on port 0 with `extra` flags and waits until it listens.
-    pub fn start(db: &TestDb, extra: &[&str]) -> ServerProcess {
-        ServerProcess::start_url(db.raw_url(), extra)
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        scrape(&self.base).await
     }
 
-    /// Starts `livepet serve` against any database URL (e.g. through a proxy).
-    pub fn start_url(url: &str, extra: &[&str]) -> ServerProcess {
-        let mut child = livepet()
-            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", url])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let keep = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                keep.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        let mut p = ServerProcess {
-            child,
-            base: String::new(),
-            lines,
-            rx,
-        };
-        let line = p.wait_line("listening on", Duration::from_secs(60));
-        let addr = line.split("listening on ").nth(1).unwrap().trim();
-        p.base = addr.to_string();
-        p
-    }
-
-    /// Waits for a log line containing `needle` (the event itself, not a sleep).
-    pub fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
+    /// Polls `/metrics` until `name` satisfies `ok`.
+    pub async fn wait_metric(
+        &self,
+        name: &str,
+        timeout: Duration,
+        ok: impl Fn(f64) -> bool,
+    ) -> f64 {
         let deadline = Instant::now() + timeout;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(l) if l.contains(needle) => return l,
-                Ok(_) => {}
-                Err(_) => panic!(
-                    "no log line with `{needle}` within {timeout:?}; log so far:\n{}",
-                    self.log()
-                ),
-            }
-        }
-    }
-
-    pub fn log(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    pub fn get(&self, path: &str) -> RawResponse {
-        raw_http(&self.base, "GET", path, None)
-    }
-
-    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> RawResponse {
-        raw_http(&self.base, "POST", path, Some(&body.to_string()))
-    }
-
-    pub fn metrics(&self) -> String {
-        self.get("/metrics").body
-    }
-
-    /// Polls /metrics until `name` satisfies `ok`.
-    pub fn wait_metric(&self, name: &str, timeout: Duration, ok: impl Fn(f64) -> bool) -> f64 {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = metric(&self.metrics(), name) {
+            if let Some(v) = metric(&self.metrics().await, name) {
                 if ok(v) {
                     return v;
                 }
             }
             assert!(Instant::now() < deadline, "metric {name} never got there");
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-
-    pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig} failed");
-    }
-
-    /// Waits for the process to exit.
-    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not exit within {timeout:?}; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A response read by [`raw_http`].
-pub struct RawResponse {
-    pub status: u16,
-    pub body: String,
-}
-
-impl RawResponse {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap()
-    }
-}
-
-/// A minimal blocking HTTP/1.1 exchange over std's TcpStream. Usable from synchronous and
-/// asynchronous tests alike (a blocking client with its own runtime is not).
-pub fn raw_http(base: &str, method: &str, path: &str, body: Option<&str>) -> RawResponse {
-    use std::io::{Read, Write};
-    let host = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    RawResponse { status, body }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }

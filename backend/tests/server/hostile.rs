@@ -1,10 +1,9 @@
 //! Hostile clients harm nobody else: clients that never read, slow-loris HTTP clients and a
 //! thousand idle connections, all at once, while a well-behaved viewer is measured.
 
-#![allow(clippy::unwrap_used)]
-
-use crate::client::Client;
-use crate::helpers::{metric, ServerProcess, TestDb};
+use crate::client::{Client, Viewer};
+use crate::helpers::{metric, TestDb};
+use crate::process::ServerProcess;
 use livepet_server::clock::now_ms;
 use livepet_shared::wire::ServerMsg;
 use serde_json::json;
@@ -12,32 +11,31 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+/// The server's resident memory, in bytes.
+async fn rss(server: &ServerProcess) -> f64 {
+    metric(&server.metrics().await, "process_resident_memory_bytes").unwrap()
+}
+
 #[actix_rt::test]
 async fn hostile_clients_do_not_harm_a_well_behaved_viewer_sqlite() {
     let db = TestDb::sqlite();
     let server = ServerProcess::start(
-        &db,
+        db.raw_url(),
         &["--tick-ms", "50", "--auth-attempts-per-minute", "100000"],
-    );
-    let base = server.base.clone();
-    let addr = base.trim_start_matches("http://").to_string();
-    let rss = |s: &ServerProcess| metric(&s.metrics(), "process_resident_memory_bytes").unwrap();
+    )
+    .await;
+    let (base, addr) = (server.base.clone(), server.addr);
 
     // The well-behaved viewer.
-    let mut good = Client::new(&base);
-    let gp = good.signup_with_pet("good@example.com", "Steady").await;
-    let mut gws = good.ws().await;
-    gws.greeting().await;
-    gws.send(json!({"type":"watch","pet_id":gp.id})).await;
-    gws.pet_frame(gp.id).await;
+    let mut good = Viewer::sign_up(&base, "good@example.com", "Steady").await;
 
-    let rss_before = rss(&server);
+    let rss_before = rss(&server).await;
 
     // Never-reading clients: each watches 40 pets, then never reads a byte again.
     let mut stuck = Vec::new();
     for i in 0..3 {
         let mut c = Client::new(&base);
-        c.register(&format!("stuck{i}@example.com")).await;
+        c.sign_up(&format!("stuck{i}@example.com")).await;
         let mut ids = Vec::new();
         for k in 0..40 {
             ids.push(c.adopt(&format!("Heavy {i}-{k}"), "turtle").await.id);
@@ -52,9 +50,8 @@ async fn hostile_clients_do_not_harm_a_well_behaved_viewer_sqlite() {
     // Slow loris: headers a byte at a time, forever.
     let loris: Vec<_> = (0..50)
         .map(|_| {
-            let addr = addr.clone();
             std::thread::spawn(move || {
-                let mut s = TcpStream::connect(&addr).unwrap();
+                let mut s = TcpStream::connect(addr).unwrap();
                 let _ = s.write_all(b"GET /api/me HTTP/1.1\r\nHost: x\r\n");
                 s.set_read_timeout(Some(Duration::from_millis(300)))
                     .unwrap();
@@ -77,17 +74,18 @@ async fn hostile_clients_do_not_harm_a_well_behaved_viewer_sqlite() {
 
     // A thousand connections that never send anything.
     let idle: Vec<TcpStream> = (0..1000)
-        .map(|_| TcpStream::connect(&addr).unwrap())
+        .map(|_| TcpStream::connect(addr).unwrap())
         .collect();
 
     // Meanwhile: the good viewer's tick-to-client latency. First read past what queued up
     // on its socket while this thread was busy opening connections (the pong comes after it).
-    gws.send(json!({"type":"ping"})).await;
-    gws.until(|m| matches!(m, ServerMsg::Pong).then_some(()))
+    good.ws.send(json!({"type":"ping"})).await;
+    good.ws
+        .until(|m| matches!(m, ServerMsg::Pong).then_some(()))
         .await;
     let mut latencies = Vec::new();
     while latencies.len() < 150 {
-        if let ServerMsg::Pet { pet } = gws.recv().await {
+        if let ServerMsg::Pet { pet } = good.ws.recv().await {
             latencies.push(now_ms() - pet.at);
         }
     }
@@ -96,11 +94,13 @@ async fn hostile_clients_do_not_harm_a_well_behaved_viewer_sqlite() {
     assert!(p99 < 100, "good viewer p99 {p99} ms under attack");
 
     // The stuck clients were dropped instead of buffered without limit.
-    let dropped = server.wait_metric(
-        "livepet_slow_viewers_dropped_total",
-        Duration::from_secs(90),
-        |v| v > 0.0,
-    );
+    let dropped = server
+        .wait_metric(
+            "livepet_slow_viewers_dropped_total",
+            Duration::from_secs(90),
+            |v| v > 0.0,
+        )
+        .await;
 
     // Slow loris and idle connections are cut by the server's request timeout.
     let cut = loris
@@ -124,10 +124,10 @@ async fn hostile_clients_do_not_harm_a_well_behaved_viewer_sqlite() {
         assert!(total < 512);
     }
 
-    let growth = (rss(&server) - rss_before).max(0.0) / (1024.0 * 1024.0);
+    let growth = (rss(&server).await - rss_before).max(0.0) / (1024.0 * 1024.0);
     assert!(growth < 100.0, "server memory grew by {growth:.0} MB");
     // Still serving.
-    let res = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    let res = Client::new(&base).get("/healthz").await;
     assert_eq!(res.status(), 200);
     crate::helpers::report(&format!(
         "hostile clients: good viewer p99 {p99} ms; {dropped} slow viewers dropped; \

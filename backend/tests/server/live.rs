@@ -1,17 +1,15 @@
 //! Live sessions over real WebSockets: watching, feeding, treats, the active list, death,
 //! authorization, bad frames, and the Origin/cookie checks on the upgrade.
 
-#![allow(clippy::unwrap_used)]
-
-use crate::client::{Client, Got};
-use crate::helpers::{metric, spawn_app, Backend, TestDb};
+use crate::client::{Got, Ws};
+use crate::helpers::{metric, Backend, TestApp};
 use awc::ws::Message;
 use livepet_shared::wire::{ErrorCode, ServerMsg};
 use livepet_shared::PetId;
 use serde_json::json;
 
 /// Waits for the active list to gain (`joined`) or lose (`left`) a pet.
-async fn sees_join(ws: &mut crate::client::Ws, id: PetId) {
+async fn sees_join(ws: &mut Ws, id: PetId) {
     ws.until(|m| match m {
         ServerMsg::ActivePetsChanged { joined, .. } if joined.iter().any(|p| p.id == id) => {
             Some(())
@@ -21,7 +19,7 @@ async fn sees_join(ws: &mut crate::client::Ws, id: PetId) {
     .await;
 }
 
-async fn sees_leave(ws: &mut crate::client::Ws, id: PetId) {
+async fn sees_leave(ws: &mut Ws, id: PetId) {
     ws.until(|m| match m {
         ServerMsg::ActivePetsChanged { left, .. } if left.contains(&id) => Some(()),
         _ => None,
@@ -30,12 +28,11 @@ async fn sees_leave(ws: &mut crate::client::Ws, id: PetId) {
 }
 
 async fn live_story(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
+    let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let app = spawn_app(db.serve_args()).await;
-    let mut a = Client::for_port(app.port());
-    let mut b = Client::for_port(app.port());
+    let mut a = app.client();
+    let mut b = app.client();
     let pa = a.signup_with_pet("a@example.com", "Alpha").await;
     let pb = b.signup_with_pet("b@example.com", "Bravo").await;
 
@@ -92,12 +89,7 @@ async fn live_story(backend: Backend) {
         .await;
     assert_eq!(fed.hunger, before.hunger.saturating_sub(100));
 
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", app.port()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert_eq!(metric(&metrics, "livepet_ws_connections"), Some(3.0));
     assert_eq!(metric(&metrics, "livepet_active_pets"), Some(2.0));
     assert_eq!(metric(&metrics, "livepet_viewers"), Some(2.0));
@@ -113,14 +105,13 @@ on_both_databases!(async live_story);
 
 #[actix_rt::test]
 async fn death_reaches_viewers_and_leaves_the_list_sqlite() {
-    let db = TestDb::sqlite();
-    let mut args = db.serve_args();
-    args.death_age = 40;
-    args.tick_ms = 20;
-    let app = spawn_app(args).await;
-    let mut a = Client::for_port(app.port());
-    let mut b = Client::for_port(app.port());
-    b.register("b@example.com").await;
+    let app = TestApp::sqlite_with(|args| {
+        args.death_age = 40;
+        args.tick_ms = 20;
+    })
+    .await;
+    let mut a = app.client();
+    let b = app.signed_up("b@example.com").await;
     let mut bw = b.ws().await;
     bw.greeting().await;
     let pa = a.signup_with_pet("a@example.com", "Brief").await;
@@ -143,10 +134,9 @@ async fn death_reaches_viewers_and_leaves_the_list_sqlite() {
 
 #[actix_rt::test]
 async fn only_owners_touch_their_pets_and_treats_never_go_below_zero_sqlite() {
-    let db = TestDb::sqlite();
-    let app = spawn_app(db.serve_args()).await;
-    let mut a = Client::for_port(app.port());
-    let mut b = Client::for_port(app.port());
+    let app = TestApp::sqlite().await;
+    let mut a = app.client();
+    let mut b = app.client();
     let pa = a.signup_with_pet("a@example.com", "Alpha").await;
     let pb = b.signup_with_pet("b@example.com", "Bravo").await;
     let mut aw = a.ws().await;
@@ -206,16 +196,9 @@ async fn only_owners_touch_their_pets_and_treats_never_go_below_zero_sqlite() {
 
 #[actix_rt::test]
 async fn bad_frames_get_errors_and_others_are_unharmed_sqlite() {
-    let db = TestDb::sqlite();
-    let app = spawn_app(db.serve_args()).await;
-    let mut a = Client::for_port(app.port());
-    let mut good = Client::for_port(app.port());
-    a.register("a@example.com").await;
-    let gp = good.signup_with_pet("good@example.com", "Steady").await;
-    let mut gw = good.ws().await;
-    gw.greeting().await;
-    gw.send(json!({"type":"watch","pet_id":gp.id})).await;
-    gw.pet_frame(gp.id).await;
+    let app = TestApp::sqlite().await;
+    let a = app.signed_up("a@example.com").await;
+    let mut good = app.viewer("good@example.com", "Steady").await;
 
     let mut ws = a.ws().await;
     ws.greeting().await;
@@ -280,28 +263,22 @@ async fn bad_frames_get_errors_and_others_are_unharmed_sqlite() {
     assert_eq!(code, Some(1008));
 
     // The well-behaved client never noticed.
-    let f1 = gw.pet_frame(gp.id).await;
-    let f2 = gw.pet_frame(gp.id).await;
+    let f1 = good.ws.pet_frame(good.pet.id).await;
+    let f2 = good.ws.pet_frame(good.pet.id).await;
     assert_eq!(f2.age, f1.age + 1);
-    gw.send(json!({"type":"ping"})).await;
-    gw.until(|m| matches!(m, ServerMsg::Pong).then_some(()))
+    good.ws.send(json!({"type":"ping"})).await;
+    good.ws
+        .until(|m| matches!(m, ServerMsg::Pong).then_some(()))
         .await;
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", app.port()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains(r#"livepet_ws_errors_total{code="invalid_json"} 1"#));
     assert!(metrics.contains(r#"livepet_ws_errors_total{code="rate_limited"}"#));
 }
 
 #[actix_rt::test]
 async fn the_upgrade_checks_origin_and_cookie_sqlite() {
-    let db = TestDb::sqlite();
-    let app = spawn_app(db.serve_args()).await;
-    let mut a = Client::for_port(app.port());
-    a.register("a@example.com").await;
+    let app = TestApp::sqlite().await;
+    let a = app.signed_up("a@example.com").await;
 
     let refused = |r: Result<(), awc::error::WsClientError>| match r {
         Err(awc::error::WsClientError::InvalidResponseStatus(s)) => s.as_u16(),
@@ -313,7 +290,7 @@ async fn the_upgrade_checks_origin_and_cookie_sqlite() {
     let no_origin = a.ws_request(None).connect().await;
     assert_eq!(refused(no_origin.map(|_| ())), 403);
 
-    let anon = Client::for_port(app.port());
+    let anon = app.client();
     let no_cookie = anon.ws_request(Some(&anon.base)).connect().await;
     assert_eq!(refused(no_cookie.map(|_| ())), 401);
 

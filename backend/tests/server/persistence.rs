@@ -1,9 +1,7 @@
 //! Persistence round trips on SQLite and PostgreSQL: ticks reach the database through the
 //! persister, a restart continues from the stored states, and nothing is lost on shutdown.
 
-#![allow(clippy::unwrap_used)]
-
-use crate::helpers::{spawn_app, wait_for, Backend, TestDb};
+use crate::helpers::{wait_for, Backend, TestApp, TestDb};
 use livepet_server::actors::pet::Get;
 use livepet_server::db::queries;
 use livepet_shared::PetId;
@@ -24,15 +22,15 @@ async fn round_trip(backend: Backend) {
     db.seed(PETS);
 
     // First life: tick, flush while running, compare with the live actors.
-    let app = spawn_app(db.serve_args()).await;
+    let app = TestApp::spawn_on(db, |_| {}).await;
     assert_eq!(app.started_pets() as u64, PETS);
     wait_for("three ticks per pet", Duration::from_secs(30), || {
         (app.world().metrics.ticks_total.get() >= 3 * PETS).then_some(())
     })
     .await;
-    let report = app.flush().await.unwrap();
-    assert!(report.rows > 0);
-    let stored = queries::all_pets(&mut db.conn()).unwrap();
+    let rows = app.flush().await;
+    assert!(rows > 0);
+    let stored = queries::all_pets(&mut app.db.conn()).unwrap();
     assert_eq!(stored.len() as u64, PETS);
     for row in &stored {
         assert_consistent(row);
@@ -52,7 +50,7 @@ async fn round_trip(backend: Backend) {
 
     // Graceful stop: every tick that happened is in the database.
     let world = app.world().clone();
-    app.shutdown().await.unwrap();
+    let db = app.shutdown().await;
     let ticks_first = world.metrics.ticks_total.get();
     let stored = queries::all_pets(&mut db.conn()).unwrap();
     let total_age: i64 = stored.iter().map(|r| r.age as i64).sum();
@@ -60,7 +58,7 @@ async fn round_trip(backend: Backend) {
     stored.iter().for_each(assert_consistent);
 
     // Second life: the same pets continue from where they were.
-    let app = spawn_app(db.serve_args()).await;
+    let app = TestApp::spawn_on(db, |_| {}).await;
     assert_eq!(app.started_pets() as u64, PETS);
     for row in stored.iter().take(20) {
         let live = app
@@ -78,7 +76,7 @@ async fn round_trip(backend: Backend) {
     })
     .await;
     let world = app.world().clone();
-    app.shutdown().await.unwrap();
+    let db = app.shutdown().await;
     let ticks_second = world.metrics.ticks_total.get();
     let again = queries::all_pets(&mut db.conn()).unwrap();
     let total_again: i64 = again.iter().map(|r| r.age as i64).sum();
@@ -97,15 +95,16 @@ async fn death_beats_stale_snapshots(backend: Backend) {
         return;
     };
     db.seed(50);
-    let mut args = db.serve_args();
-    args.death_age = 3;
-    args.tick_ms = 10;
-    let app = spawn_app(args).await;
+    let app = TestApp::spawn_on(db, |args| {
+        args.death_age = 3;
+        args.tick_ms = 10;
+    })
+    .await;
     wait_for("every pet to die", Duration::from_secs(30), || {
         (app.world().metrics.pets_alive.get() == 0).then_some(())
     })
     .await;
-    app.shutdown().await.unwrap();
+    let db = app.shutdown().await;
     let rows = queries::all_pets(&mut db.conn()).unwrap();
     assert_eq!(rows.len(), 50);
     for r in rows {
@@ -113,7 +112,7 @@ async fn death_beats_stale_snapshots(backend: Backend) {
         assert_eq!(r.age, 4);
     }
     // A restart brings no dead pet back.
-    let app = spawn_app(db.serve_args()).await;
+    let app = TestApp::spawn_on(db, |_| {}).await;
     assert_eq!(app.started_pets(), 0);
 }
 

@@ -1,20 +1,16 @@
 //! The pets API and the HTTP edge's handling of bad requests.
 
-#![allow(clippy::unwrap_used)]
-
-use crate::client::Client;
-use crate::helpers::{spawn_app, wait_for, Backend, TestDb};
+use crate::helpers::{wait_for, Backend, TestApp};
 use livepet_shared::wire::PetView;
 use serde_json::{json, Value};
 use std::time::Duration;
 
 async fn pets_api(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
+    let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let app = spawn_app(db.serve_args()).await;
-    let mut a = Client::for_port(app.port());
-    let mut b = Client::for_port(app.port());
+    let mut a = app.client();
+    let mut b = app.client();
 
     // Not logged in: 401 JSON.
     let res = a.get("/api/pets").await;
@@ -116,18 +112,18 @@ on_both_databases!(async pets_api);
 
 #[actix_rt::test]
 async fn a_dead_pet_is_served_from_storage_sqlite() {
-    let db = TestDb::sqlite();
-    let mut args = db.serve_args();
-    args.death_age = 3;
-    args.tick_ms = 10;
-    let app = spawn_app(args).await;
-    let mut a = Client::for_port(app.port());
+    let app = TestApp::sqlite_with(|args| {
+        args.death_age = 3;
+        args.tick_ms = 10;
+    })
+    .await;
+    let mut a = app.client();
     let pet = a.signup_with_pet("a@example.com", "Shortlived").await;
     wait_for("the pet to die", Duration::from_secs(10), || {
         (app.world().metrics.pets_alive.get() == 0).then_some(())
     })
     .await;
-    app.flush().await.unwrap();
+    app.flush().await;
     let view: PetView = a
         .get(&format!("/api/pets/{}", pet.id))
         .await

@@ -1,7 +1,5 @@
 //! A TCP proxy the test controls, to take the database away and bring it back.
 
-#![allow(dead_code, clippy::unwrap_used)]
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,10 +1,9 @@
 //! The reliability promises, each proven against the real binary with the fault injected:
 //! graceful stop, hard kills, the database going away, hostile frames.
 
-#![allow(clippy::unwrap_used)]
-
-use crate::client::{Client, Got, Ws};
-use crate::helpers::{metric, spawn_app, Backend, ServerProcess, TestDb};
+use crate::client::{Client, Got, Viewer, Ws};
+use crate::helpers::{metric, Backend, TestApp, TestDb};
+use crate::process::ServerProcess;
 use crate::proxy::Proxy;
 use livepet_server::db::queries;
 use livepet_shared::wire::{PetView, ServerMsg};
@@ -19,18 +18,11 @@ use std::time::{Duration, Instant};
 const FAST: &[&str] = &["--tick-ms", "20", "--auth-attempts-per-minute", "100000"];
 
 /// Signs up `n` owners, each with one pet and a socket watching it.
-async fn owners_watching(base: &str, n: usize, tag: &str) -> Vec<(Client, PetView, Ws)> {
+async fn owners_watching(base: &str, n: usize, tag: &str) -> Vec<Viewer> {
     let mut out = Vec::new();
     for i in 0..n {
-        let mut c = Client::new(base);
-        let pet = c
-            .signup_with_pet(&format!("{tag}{i}@example.com"), &format!("Pet {tag}{i}"))
-            .await;
-        let mut ws = c.ws().await;
-        ws.greeting().await;
-        ws.send(json!({"type":"watch","pet_id":pet.id})).await;
-        ws.pet_frame(pet.id).await;
-        out.push((c, pet, ws));
+        let email = format!("{tag}{i}@example.com");
+        out.push(Viewer::sign_up(base, &email, &format!("Pet {tag}{i}")).await);
     }
     out
 }
@@ -53,22 +45,23 @@ async fn graceful_stop_matches_what_viewers_saw(backend: Backend) {
     let Some(db) = TestDb::new(backend) else {
         return;
     };
-    let mut server = ServerProcess::start(&db, FAST);
+    let mut server = ServerProcess::start(db.raw_url(), FAST).await;
     let mut owners = owners_watching(&server.base, 6, "g").await;
     // Feeds in flight while the stop arrives.
-    for (_, pet, ws) in owners.iter_mut() {
+    for owner in owners.iter_mut() {
         for _ in 0..3 {
-            ws.send(json!({"type":"feed","pet_id":pet.id})).await;
+            let feed = json!({"type":"feed","pet_id":owner.pet.id});
+            owner.ws.send(feed).await;
         }
     }
     server.signal("TERM");
     let mut seen: HashMap<PetId, PetView> = HashMap::new();
-    for (_, _, ws) in owners.iter_mut() {
-        let (last, code) = drain(ws).await;
+    for owner in owners.iter_mut() {
+        let (last, code) = drain(&mut owner.ws).await;
         assert_eq!(code, Some(1001), "closed with going away");
         seen.extend(last);
     }
-    let status = server.wait_exit(Duration::from_secs(30));
+    let status = server.wait_exit(Duration::from_secs(30)).await;
     assert!(status.success(), "{status}; log:\n{}", server.log());
     let mut conn = db.conn();
     for (id, view) in &seen {
@@ -102,12 +95,11 @@ async fn hard_kills_lose_at_most_one_interval(backend: Backend) {
         rng_state ^= rng_state << 17;
         rng_state % m
     };
-    let mut users: Vec<String> = Vec::new();
     let mut pets: Vec<PetId> = Vec::new();
     let mut largest_loss = 0u32;
     for round in 0..rounds {
         let mut server = ServerProcess::start(
-            &db,
+            db.raw_url(),
             &[
                 "--tick-ms",
                 &TICK_MS.to_string(),
@@ -118,38 +110,37 @@ async fn hard_kills_lose_at_most_one_interval(backend: Backend) {
                 "--auth-attempts-per-minute",
                 "100000",
             ],
-        );
-        server.wait_line("topped up treats", Duration::from_secs(30));
+        )
+        .await;
+        server
+            .wait_line("topped up treats", Duration::from_secs(30))
+            .await;
         let mut owners = owners_watching(&server.base, 3, &format!("k{round}_")).await;
-        for (c, p, _) in &owners {
-            users.push(format!("k{round}_{}@example.com", users.len() % 3));
-            let _ = c;
-            pets.push(p.id);
-        }
+        pets.extend(owners.iter().map(|o| o.pet.id));
         // One owner treats another's pet: acknowledged by the `treats` frame.
-        let target = owners[1].1.id;
+        let target = owners[1].pet.id;
         owners[0]
-            .2
+            .ws
             .send(json!({"type":"give_treat","pet_id":target}))
             .await;
-        let left = owners[0].2.treats().await;
+        let left = owners[0].ws.treats().await;
         assert_eq!(left, 4);
-        let giver = owners[0].1.owner_id;
+        let giver = owners[0].pet.owner_id;
 
         // A random number of ticks later, kill -9.
         let ticks = 2 + next_rand(40) as usize;
         let mut last: HashMap<PetId, PetView> = HashMap::new();
         for _ in 0..ticks {
-            for (_, p, ws) in owners.iter_mut() {
-                let v = ws.pet_frame(p.id).await;
-                last.insert(p.id, v);
+            for owner in owners.iter_mut() {
+                let v = owner.ws.pet_frame(owner.pet.id).await;
+                last.insert(owner.pet.id, v);
             }
         }
         server.signal("KILL");
-        server.wait_exit(Duration::from_secs(10));
+        server.wait_exit(Duration::from_secs(10)).await;
         // Anything further already on the sockets was also seen before the kill.
-        for (_, _, ws) in owners.iter_mut() {
-            let (more, _) = drain(ws).await;
+        for owner in owners.iter_mut() {
+            let (more, _) = drain(&mut owner.ws).await;
             last.extend(more);
         }
 
@@ -199,36 +190,38 @@ async fn hard_kills_lose_at_most_one_interval(backend: Backend) {
 on_both_databases!(async hard_kills_lose_at_most_one_interval);
 
 /// The world keeps ticking while the database is away, then catches up completely.
-async fn outlive_database_outage(server: &mut ServerProcess, outage: impl FnOnce(&ServerProcess)) {
-    let mut owner = Client::new(&server.base);
-    let pet = owner.signup_with_pet("out@example.com", "Patience").await;
-    let mut ws = owner.ws().await;
-    ws.greeting().await;
-    ws.send(json!({"type":"watch","pet_id":pet.id})).await;
-    ws.pet_frame(pet.id).await;
-    server.wait_metric("livepet_persisted_total", Duration::from_secs(30), |v| {
-        v > 0.0
-    });
+async fn outlive_database_outage(
+    server: &mut ServerProcess,
+    outage: impl AsyncFnOnce(&ServerProcess),
+) {
+    let mut owner = Viewer::sign_up(&server.base, "out@example.com", "Patience").await;
+    server
+        .wait_metric("livepet_persisted_total", Duration::from_secs(30), |v| {
+            v > 0.0
+        })
+        .await;
 
     let began = Instant::now();
-    outage(server);
+    outage(server).await;
     let outage_secs = began.elapsed().as_secs_f64();
 
     // Frames kept coming throughout; the persister caught up.
-    let a = ws.pet_frame(pet.id).await;
-    let b = ws.pet_frame(pet.id).await;
+    let a = owner.ws.pet_frame(owner.pet.id).await;
+    let b = owner.ws.pet_frame(owner.pet.id).await;
     assert_eq!(b.age, a.age + 1);
-    let failures = metric(&server.metrics(), "livepet_persist_failures_total").unwrap();
+    let failures = metric(&server.metrics().await, "livepet_persist_failures_total").unwrap();
     assert!(failures >= 1.0, "the outage was noticed");
-    server.wait_metric(
-        "livepet_persist_lag_seconds",
-        Duration::from_secs(30),
-        |v| v < 1.0,
-    );
+    server
+        .wait_metric(
+            "livepet_persist_lag_seconds",
+            Duration::from_secs(30),
+            |v| v < 1.0,
+        )
+        .await;
 
     server.signal("TERM");
-    let (last, _) = drain(&mut ws).await;
-    assert!(server.wait_exit(Duration::from_secs(30)).success());
+    drain(&mut owner.ws).await;
+    assert!(server.wait_exit(Duration::from_secs(30)).await.success());
     let log = server.log();
     let failing_lines = log.matches("database writes failing").count();
     assert_eq!(
@@ -239,7 +232,19 @@ async fn outlive_database_outage(server: &mut ServerProcess, outage: impl FnOnce
     crate::helpers::report(&format!(
         "database outage of {outage_secs:.1} s survived; {failures} failed flushes"
     ));
-    let _ = last;
+}
+
+/// Waits until the outage shows: `failures` failed flushes, and the world still ticking.
+async fn ticks_through_failures(server: &ServerProcess, failures: f64, timeout: Duration) {
+    server
+        .wait_metric("livepet_persist_failures_total", timeout, |v| v >= failures)
+        .await;
+    let ticks = metric(&server.metrics().await, "livepet_ticks_total").unwrap();
+    server
+        .wait_metric("livepet_ticks_total", Duration::from_secs(10), |v| {
+            v > ticks + 20.0
+        })
+        .await;
 }
 
 #[actix_rt::test]
@@ -249,10 +254,9 @@ async fn the_world_outlives_a_database_outage_postgres() {
     };
     // Migrate directly, then run the server through a proxy we can cut.
     db.conn();
-    let proxy = Proxy::start(db.via(0).0);
-    let url = db.via(proxy.port).1;
-    let mut server = ServerProcess::start_url(
-        &url,
+    let proxy = Proxy::start(db.postgres_addr());
+    let mut server = ServerProcess::start(
+        &db.url_through(proxy.port),
         &[
             "--tick-ms",
             "20",
@@ -261,27 +265,26 @@ async fn the_world_outlives_a_database_outage_postgres() {
             "--auth-attempts-per-minute",
             "100000",
         ],
-    );
-    outlive_database_outage(&mut server, |server| {
+    )
+    .await;
+    outlive_database_outage(&mut server, async |server| {
         proxy.cut();
-        server.wait_metric(
-            "livepet_persist_failures_total",
-            Duration::from_secs(30),
-            |v| v >= 2.0,
-        );
-        let ticks = metric(&server.metrics(), "livepet_ticks_total").unwrap();
-        server.wait_metric("livepet_ticks_total", Duration::from_secs(10), |v| {
-            v > ticks + 20.0
-        });
+        ticks_through_failures(server, 2.0, Duration::from_secs(30)).await;
         // Requests that need the database answer 503 in the JSON error shape.
-        let res = server.get("/api/species");
-        assert_eq!(res.status, 200, "no database needed");
-        let res = server.post_json(
-            "/api/session",
-            &json!({"email":"out@example.com","password":"whatever whatever"}),
-        );
-        assert_eq!(res.status, 503, "{}", res.body);
-        assert_eq!(res.json()["error"]["code"], "service_unavailable");
+        let mut browser = Client::new(&server.base);
+        let res = browser.get("/api/species").await;
+        assert_eq!(res.status(), 200, "no database needed");
+        let res = browser
+            .post(
+                "/api/session",
+                json!({"email":"out@example.com","password":"whatever whatever"}),
+            )
+            .await;
+        let status = res.status();
+        let body = res.text().await.unwrap();
+        assert_eq!(status, 503, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"]["code"], "service_unavailable");
         proxy.restore();
     })
     .await;
@@ -295,7 +298,7 @@ async fn the_world_outlives_a_database_outage_postgres() {
 async fn the_world_outlives_a_locked_database_sqlite() {
     let db = TestDb::sqlite();
     let mut server = ServerProcess::start(
-        &db,
+        db.raw_url(),
         &[
             "--tick-ms",
             "20",
@@ -304,22 +307,15 @@ async fn the_world_outlives_a_locked_database_sqlite() {
             "--auth-attempts-per-minute",
             "100000",
         ],
-    );
+    )
+    .await;
     let path = db.raw_url().trim_start_matches("sqlite://").to_string();
-    outlive_database_outage(&mut server, |server| {
+    outlive_database_outage(&mut server, async |server| {
         use diesel::connection::SimpleConnection;
         use diesel::Connection;
         let mut locker = diesel::sqlite::SqliteConnection::establish(&path).unwrap();
         locker.batch_execute("BEGIN EXCLUSIVE").unwrap();
-        server.wait_metric(
-            "livepet_persist_failures_total",
-            Duration::from_secs(60),
-            |v| v >= 1.0,
-        );
-        let ticks = metric(&server.metrics(), "livepet_ticks_total").unwrap();
-        server.wait_metric("livepet_ticks_total", Duration::from_secs(10), |v| {
-            v > ticks + 20.0
-        });
+        ticks_through_failures(server, 1.0, Duration::from_secs(60)).await;
         locker.batch_execute("COMMIT").unwrap();
     })
     .await;
@@ -361,13 +357,9 @@ fn hostile_frame() -> impl Strategy<Value = String> {
 
 #[actix_rt::test]
 async fn hostile_frames_never_break_a_session_or_harm_others_sqlite() {
-    let db = TestDb::sqlite();
-    let mut args = db.serve_args();
-    args.ws_frames_per_second = 100_000;
-    let app = spawn_app(args).await;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let mut good = owners_watching(&base, 1, "good").await;
-    let mut evil = Client::new(&base);
+    let app = TestApp::sqlite_with(|args| args.ws_frames_per_second = 100_000).await;
+    let mut good = app.viewer("good0@example.com", "Pet good0").await;
+    let mut evil = app.client();
     evil.signup_with_pet("evil@example.com", "Mallory's").await;
     let mut ws = evil.ws().await;
     ws.greeting().await;
@@ -386,16 +378,17 @@ async fn hostile_frames_never_break_a_session_or_harm_others_sqlite() {
 
     // The well-behaved client kept ticking (the fuzzer's own treats may add frames of the
     // same age in between), and the server is healthy.
-    let (_, pet, gws) = &mut good[0];
-    let a = gws.pet_frame(pet.id).await;
-    let b = gws
+    let pet = good.pet.id;
+    let a = good.ws.pet_frame(pet).await;
+    let b = good
+        .ws
         .until(|m| match m {
-            ServerMsg::Pet { pet: p } if p.id == pet.id && p.age > a.age => Some(p.clone()),
+            ServerMsg::Pet { pet: p } if p.id == pet && p.age > a.age => Some(p.clone()),
             _ => None,
         })
         .await;
     assert_eq!(b.age, a.age + 1);
-    let res = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    let res = app.client().get("/healthz").await;
     assert_eq!(res.status(), 200);
     crate::helpers::report(&format!(
         "hostile frames: {cases} random frames sent to one live session"

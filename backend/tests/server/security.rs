@@ -1,10 +1,8 @@
 //! Security checks: no account enumeration, no session fixation, cookie flags, SQL injection
 //! attempts in every string field, oversized and deeply nested JSON.
 
-#![allow(clippy::unwrap_used)]
-
 use crate::client::{Client, PASSWORD};
-use crate::helpers::{spawn_app, TestDb};
+use crate::helpers::TestApp;
 use livepet_shared::wire::{ErrorCode, ServerMsg};
 use serde_json::{json, Value};
 use std::time::Instant;
@@ -28,10 +26,8 @@ fn fastest(v: Vec<f64>) -> f64 {
 
 #[actix_rt::test]
 async fn unknown_email_and_wrong_password_look_the_same_sqlite() {
-    let db = TestDb::sqlite();
-    let app = spawn_app(db.serve_args()).await;
-    let mut c = Client::for_port(app.port());
-    c.register("known@example.com").await;
+    let app = TestApp::sqlite().await;
+    let mut c = app.signed_up("known@example.com").await;
     let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
     for i in 0..9 {
         let (s1, t1) = login_ms(&mut c, &format!("ghost{i}@example.com"), PASSWORD).await;
@@ -55,11 +51,8 @@ async fn unknown_email_and_wrong_password_look_the_same_sqlite() {
 
 #[actix_rt::test]
 async fn each_login_gets_a_fresh_token_and_secure_cookies_when_configured_sqlite() {
-    let db = TestDb::sqlite();
-    let mut args = db.serve_args();
-    args.secure_cookies = true;
-    let app = spawn_app(args).await;
-    let mut c = Client::for_port(app.port());
+    let app = TestApp::sqlite_with(|args| args.secure_cookies = true).await;
+    let mut c = app.client();
     let res = c.register("fix@example.com").await;
     let set = res.headers().get("set-cookie").unwrap().to_str().unwrap();
     assert!(set.contains("Secure"), "{set}");
@@ -86,8 +79,7 @@ async fn each_login_gets_a_fresh_token_and_secure_cookies_when_configured_sqlite
 
 #[actix_rt::test]
 async fn sql_injection_attempts_are_only_ever_data_sqlite() {
-    let db = TestDb::sqlite();
-    let app = spawn_app(db.serve_args()).await;
+    let app = TestApp::sqlite().await;
     let payloads = [
         "' OR '1'='1",
         "x'); DROP TABLE users; --",
@@ -95,12 +87,11 @@ async fn sql_injection_attempts_are_only_ever_data_sqlite() {
         "1; UPDATE users SET available_treats = 999",
         "' UNION SELECT password_hash FROM users --",
     ];
-    let mut owner = Client::for_port(app.port());
-    owner.register("owner@example.com").await;
+    let owner = app.signed_up("owner@example.com").await;
     for (i, p) in payloads.iter().enumerate() {
         // Email (made valid by its @), password, pet name and species.
         let email = format!("{p}{i}@example.com").replace(' ', "");
-        let mut c = Client::for_port(app.port());
+        let mut c = app.client();
         let password = format!("pw {p}");
         let res = c
             .post("/api/users", json!({"email": email, "password": password}))
@@ -121,16 +112,14 @@ async fn sql_injection_attempts_are_only_ever_data_sqlite() {
     assert_eq!(owner.treats().await, 5);
     let mine: Vec<Value> = owner.get("/api/pets").await.json().await.unwrap();
     assert!(mine.is_empty());
-    let rows = livepet_server::db::queries::all_pets(&mut db.conn()).unwrap();
+    let rows = livepet_server::db::queries::all_pets(&mut app.db.conn()).unwrap();
     assert_eq!(rows.len(), payloads.len());
 }
 
 #[actix_rt::test]
 async fn oversized_and_deeply_nested_json_get_clear_errors_sqlite() {
-    let db = TestDb::sqlite();
-    let app = spawn_app(db.serve_args()).await;
-    let mut c = Client::for_port(app.port());
-    c.register("deep@example.com").await;
+    let app = TestApp::sqlite().await;
+    let c = app.signed_up("deep@example.com").await;
 
     let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
     // Every API body is a flat object of strings, so a deep value is refused at its first
@@ -174,10 +163,8 @@ async fn random_api_bodies_never_break_the_server_sqlite() {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
 
-    let db = TestDb::sqlite();
-    let app = spawn_app(db.serve_args()).await;
-    let mut c = Client::for_port(app.port());
-    c.register("fuzz@example.com").await;
+    let app = TestApp::sqlite().await;
+    let c = app.signed_up("fuzz@example.com").await;
     let value = prop_oneof![
         Just(json!(null)),
         any::<i64>().prop_map(|i| json!(i)),
