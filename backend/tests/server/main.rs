@@ -16,6 +16,7 @@ mod proxy;
 mod accounts;
 mod actors;
 mod binary;
+mod headers;
 mod hostile;
 mod live;
 mod persistence;
