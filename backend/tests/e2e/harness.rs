@@ -103,6 +103,8 @@ pub struct Server {
     pub base: String,
     database_url: String,
     flags: Vec<String>,
+    /// Canaries sent so far (see `assert_no_csp_violations`).
+    csp_checks: u32,
 }
 
 impl Server {
@@ -124,12 +126,51 @@ impl Server {
             process,
             database_url: database_url.into(),
             flags,
+            csp_checks: 0,
         }
     }
 
     /// SIGTERM (the server flushes every pet), then waits for a clean exit.
     pub async fn stop(&mut self) {
         self.process.stop().await;
+    }
+
+    /// Fails if any page has broken the Content-Security-Policy. Each browser first adds a
+    /// script from a made-up address, which the policy must block: its report is the sign
+    /// that every report sent before it has arrived, and then the only violations in the
+    /// log may be these canaries.
+    pub async fn assert_no_csp_violations(&mut self, browsers: &[&Browser]) {
+        for b in browsers {
+            // Reports name a foreign script by its origin only, and a page reports the same
+            // violation once: each check gets a host of its own.
+            self.csp_checks += 1;
+            let canary = format!("https://{}-{}.csp-canary.invalid", b.name, self.csp_checks);
+            let blocked = b
+                .client
+                .execute_async(CSP_CANARY, vec![json!(format!("{canary}/canary.js"))])
+                .await
+                .unwrap();
+            assert_eq!(
+                blocked,
+                json!(true),
+                "{}: the policy let a foreign script in",
+                b.name
+            );
+            self.process.wait_line(&canary, STEP).await;
+        }
+        let violations: Vec<String> = self
+            .process
+            .log()
+            .lines()
+            .filter(|l| l.contains("content security policy violation"))
+            .filter(|l| !l.contains(".csp-canary.invalid"))
+            .map(str::to_string)
+            .collect();
+        assert!(
+            violations.is_empty(),
+            "the web app broke its Content-Security-Policy:\n{}",
+            violations.join("\n")
+        );
     }
 
     /// Starts it again after `stop`, with the same flags: same port, same database.
@@ -238,6 +279,19 @@ return {
   treats: [...document.querySelectorAll('[data-testid^="give-treat-"]')].map(b =>
     [Number(b.getAttribute('data-testid').slice('give-treat-'.length)), b.textContent.trim(), b.disabled]),
 };
+"#;
+
+/// Adds `<script src=arguments[0]>` and answers whether the policy refused it: true on the
+/// page's `securitypolicyviolation` event for it, false if none came within 5 s.
+const CSP_CANARY: &str = r#"
+const [src, done] = arguments;
+document.addEventListener('securitypolicyviolation', (e) => {
+  if (e.blockedURI.startsWith(src.split('/canary.js')[0])) done(true);
+});
+const s = document.createElement('script');
+s.src = src;
+document.head.appendChild(s);
+setTimeout(() => done(false), 5000);
 "#;
 
 /// One browser session with a fresh profile (its own cookies): one user.

@@ -1,6 +1,7 @@
 //! The five browser scenarios. Scenarios 1–4 build on each other (same two users,
 //! same server), so they run as one test in order; scenario 5 needs a small death age and
-//! runs on a server of its own.
+//! runs on a server of its own. Every page runs under the server's Content-Security-Policy,
+//! and each test ends by checking that no page reported a violation.
 
 use crate::harness::{Browser, ChromeDriver, Env, Server};
 
@@ -95,6 +96,7 @@ async fn browser_two_users_feed_treat_leave_and_survive_a_server_restart() {
 
     // 4. The server restarts while B's page is open: the indicator shows reconnecting, then
     //    connected, and the age keeps rising.
+    server.assert_no_csp_violations(&[&a, &b]).await;
     let age_before = b.state().await.age.unwrap();
     server.stop().await;
     b.wait_until("the indicator shows reconnecting", |s| {
@@ -114,6 +116,7 @@ async fn browser_two_users_feed_treat_leave_and_survive_a_server_restart() {
     })
     .await;
     b.screenshot("4-reconnected").await;
+    server.assert_no_csp_violations(&[&a, &b]).await;
 
     a.close().await;
     b.close().await;
@@ -127,7 +130,7 @@ async fn browser_dead_pet_shows_its_end_and_leaves_the_active_list() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let db = tempfile::tempdir().unwrap();
     // A pet lives 40 ticks of 200 ms: about 8 s.
-    let server = Server::start(
+    let mut server = Server::start(
         &env,
         &sqlite_url(&db),
         &["--tick-ms", "200", "--death-age", "40"],
@@ -171,6 +174,7 @@ async fn browser_dead_pet_shows_its_end_and_leaves_the_active_list() {
         "D's own pet is still alive, so the list is live: {gone:?}"
     );
     d.screenshot("5-dead-pet-left-the-list").await;
+    server.assert_no_csp_violations(&[&c, &d]).await;
 
     c.close().await;
     d.close().await;
