@@ -150,15 +150,16 @@ pub async fn me() -> Result<Option<User>, Error> {
     read::<UserBody>(resp).await.map(|b| Some(b.user))
 }
 
-/// `POST /api/users`: a new account, logged in.
-pub async fn register(creds: &Credentials) -> Result<User, Error> {
-    let resp = send(Request::post("/api/users").json(creds)).await?;
+/// `POST /api/users`: a new account, logged in. Takes the credentials by value, like
+/// [`login`], so either fits the credentials page's `call`.
+pub async fn register(creds: Credentials) -> Result<User, Error> {
+    let resp = send(Request::post("/api/users").json(&creds)).await?;
     read::<UserBody>(resp).await.map(|b| b.user)
 }
 
 /// `POST /api/session`: log in.
-pub async fn login(creds: &Credentials) -> Result<User, Error> {
-    let resp = send(Request::post("/api/session").json(creds)).await?;
+pub async fn login(creds: Credentials) -> Result<User, Error> {
+    let resp = send(Request::post("/api/session").json(&creds)).await?;
     read::<UserBody>(resp).await.map(|b| b.user)
 }
 

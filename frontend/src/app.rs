@@ -22,21 +22,8 @@ pub fn App() -> impl IntoView {
     provide_context(auth);
     provide_context(ws);
     auth.check(toasts);
-    // One socket while someone is logged in, none otherwise.
-    Effect::new(move |_| {
-        if auth.logged_in() {
-            ws.connect();
-        } else {
-            ws.disconnect();
-        }
-    });
-
-    Effect::new(move |_| {
-        if ws.session_ended.get() {
-            auth.user.set(None);
-            toasts.info("Your session has ended. Please log in again.");
-        }
-    });
+    // The one place the socket's lifetime is decided: it follows who is logged in.
+    ws.follow_session(auth);
 
     view! {
         <Router>

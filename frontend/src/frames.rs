@@ -115,6 +115,7 @@ mod tests {
             id: PetId(3),
             name: "Rex".into(),
             species: Species::Dog,
+            owner_id: UserId(5),
         };
         vec![
             ServerMsg::Pet {

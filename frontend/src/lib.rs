@@ -7,6 +7,7 @@ pub mod auth;
 pub mod components;
 pub mod fmt;
 pub mod frames;
+pub mod load;
 pub mod pages;
 pub mod toasts;
 pub mod ws;

@@ -1,9 +1,12 @@
-//! The tab's one WebSocket to `/ws`. It connects while someone is logged in, reconnects with
-//! exponential backoff after a drop, re-sends its `watch` and `subscribe_stats` on every new
-//! connection (so a server restart heals the tab by itself), pings every 15 s, and hands
-//! pages what arrives as signals: connection status, the last pet state, the active list,
-//! the treat count, the stats history and errors (as toasts).
+//! The tab's one WebSocket to `/ws`, and the only code that opens or closes it: the socket
+//! follows the session ([`WsClient::follow_session`]), so pages only read its signals and
+//! send frames. It reconnects with exponential backoff after a drop, re-sends its `watch`
+//! and `subscribe_stats` on every new connection (so a server restart heals the tab by
+//! itself), pings every 15 s, and hands pages what arrives as signals: connection status,
+//! the last pet state, the active list, the treat count, the stats history and errors (as
+//! toasts).
 
+use crate::auth::Auth;
 use crate::toasts::Toasts;
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt as _, Sink as _, SinkExt as _, StreamExt as _};
@@ -11,7 +14,7 @@ use gloo_net::websocket::{futures::WebSocket, Message, State};
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 use livepet_shared::wire::{ActivePet, ClientMsg, ErrorCode, PetView, ServerMsg, Stats};
-use livepet_shared::PetId;
+use livepet_shared::{PetId, UserId};
 use std::collections::{BTreeSet, VecDeque};
 use std::pin::Pin;
 
@@ -89,9 +92,9 @@ pub struct WsClient {
     pub treats: RwSignal<Option<u32>>,
     /// The last [`STATS_HISTORY`] `stats` frames, oldest first.
     pub stats: RwSignal<VecDeque<Stats>>,
-    /// Set when reconnecting fails because the server no longer knows our session; the app
+    /// Set when reconnecting fails because the server no longer knows our session; the tab
     /// then logs out locally instead of retrying forever.
-    pub session_ended: RwSignal<bool>,
+    session_ended: RwSignal<bool>,
     /// Pets this tab watches; sent again on every new connection.
     watching: StoredValue<BTreeSet<PetId>>,
     wants_stats: StoredValue<bool>,
@@ -117,8 +120,37 @@ impl WsClient {
         }
     }
 
+    /// Ties the socket's lifetime to the session, once, from the app's root: open while
+    /// someone is logged in, closed (its signals emptied) when nobody is or another user
+    /// logs in; a session the server has forgotten logs the tab out. Logging in and out
+    /// only changes [`Auth::user`]; this is what follows.
+    pub fn follow_session(&self, auth: Auth) {
+        let this = *self;
+        // The user's id, not the whole user: a changed treat count is the same session.
+        let who = Memo::new(move |_| auth.user.with(|u| u.as_ref().map(|u| u.id)));
+        Effect::new(move |was: Option<Option<UserId>>| {
+            let now = who.get();
+            // Someone else or nobody now: the last user's socket, watches and treat count
+            // go first, so they are never inherited.
+            if was.flatten().is_some() {
+                this.disconnect();
+            }
+            if now.is_some() {
+                this.connect();
+            }
+            now
+        });
+        Effect::new(move |_| {
+            if this.session_ended.get() {
+                auth.user.set(None);
+                this.toasts
+                    .info("Your session has ended. Please log in again.");
+            }
+        });
+    }
+
     /// Opens the socket unless it is already open or opening.
-    pub fn connect(&self) {
+    fn connect(&self) {
         if self.outbox.with_value(Option::is_some) {
             return;
         }
@@ -132,7 +164,7 @@ impl WsClient {
     }
 
     /// Closes the socket and forgets everything it brought (logging out).
-    pub fn disconnect(&self) {
+    fn disconnect(&self) {
         if let Some(stop) = self.stop.try_update_value(Option::take).flatten() {
             let _ = stop.send(());
         }
@@ -402,6 +434,7 @@ mod tests {
             id: PetId(id),
             name: name.into(),
             species: Species::Cat,
+            owner_id: UserId(7),
         }
     }
 

@@ -9,11 +9,16 @@
 #![allow(clippy::unwrap_used)]
 
 use leptos::prelude::*;
-use livepet_shared::wire::{ActivePet, NewPet, PetView};
+use leptos_router::components::Router;
+use livepet_shared::wire::{ActivePet, Credentials, NewPet, PetView, User};
 use livepet_shared::{PetId, Species, UserId};
+use livepet_web::api;
+use livepet_web::auth::Auth;
 use livepet_web::components::{
     ActivePetsList, AuthForm, AuthMode, FormErrors, Hearts, NewPetForm, PetCard,
 };
+use livepet_web::load::load;
+use livepet_web::pages::credentials::{CredentialsPage, Switch};
 use std::collections::BTreeMap;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
@@ -88,7 +93,27 @@ fn active(id: i64, name: &str) -> ActivePet {
         id: PetId(id),
         name: name.into(),
         species: Species::Fox,
+        owner_id: UserId(2),
     }
+}
+
+// ---------- loading ----------
+
+#[wasm_bindgen_test]
+async fn a_load_is_none_until_its_request_answers() {
+    let (answer, request) = futures::channel::oneshot::channel::<u32>();
+    let root = mount(move || {
+        let n = load(async move { request.await.unwrap_or(0) });
+        view! { <p>{move || n.get().map_or("waiting".to_string(), |n| n.to_string())}</p> }
+    });
+    leptos::task::tick().await;
+    assert_eq!(text(&root, "p"), "waiting");
+    answer.send(7).unwrap();
+    // The request's task wakes, sets the signal, and the DOM follows.
+    for _ in 0..4 {
+        leptos::task::tick().await;
+    }
+    assert_eq!(text(&root, "p"), "7");
 }
 
 // ---------- hearts ----------
@@ -393,4 +418,66 @@ async fn auth_form_shows_field_errors_and_the_general_message() {
         "Wrong email or password."
     );
     assert!(find(&root, "[data-testid=email-error]").is_none());
+}
+
+// ---------- the credentials page (log in and sign up) ----------
+
+/// A refused attempt, as the server words a wrong password.
+async fn refuse(_: Credentials) -> Result<User, api::Error> {
+    Err(api::error_from(
+        401,
+        r#"{"error":{"code":"unauthorized","message":"wrong email or password"}}"#,
+        None,
+    ))
+}
+
+#[wasm_bindgen_test]
+async fn credentials_page_shows_its_words_and_the_calls_refusal() {
+    let auth = Auth::new();
+    let root = mount(move || {
+        provide_context(auth);
+        view! {
+            <Router>
+                <CredentialsPage
+                    mode=AuthMode::LogIn
+                    title="Welcome back"
+                    lead="Log in to see how your pets are doing."
+                    switch=Switch { question: "New here? ", link: "Create an account", to: "/signup" }
+                    call=refuse
+                />
+            </Router>
+        }
+    });
+    assert_eq!(text(&root, ".auth-page h1"), "Welcome back");
+    assert_eq!(
+        text(&root, ".auth-page .lead"),
+        "Log in to see how your pets are doing."
+    );
+    assert_eq!(
+        text(&root, ".auth-page .switch"),
+        "New here? Create an account"
+    );
+    assert!(get(&root, ".switch a")
+        .get_attribute("href")
+        .unwrap()
+        .starts_with("/signup"));
+    assert_eq!(text(&root, "[data-testid=submit]"), "Log in");
+
+    type_into(&root, "[data-testid=email]", "ada@example.com");
+    type_into(&root, "[data-testid=password]", "wrong password");
+    click(&root, "[data-testid=submit]");
+    // The call answers at once; a few turns of the executor let the task finish and the
+    // DOM follow.
+    for _ in 0..4 {
+        leptos::task::tick().await;
+    }
+    assert_eq!(
+        text(&root, "[data-testid=form-error]"),
+        "Wrong email or password."
+    );
+    assert!(
+        !is_disabled(&root, "[data-testid=submit]"),
+        "no longer busy"
+    );
+    assert!(auth.user.get_untracked().is_none());
 }

@@ -20,7 +20,7 @@ pub fn Header() -> impl IntoView {
         spawn_local(async move {
             match api::logout().await {
                 Ok(()) => {
-                    ws.disconnect();
+                    // The socket follows the session: clearing the user closes it.
                     auth.user.set(None);
                     navigate("/login", Default::default());
                 }

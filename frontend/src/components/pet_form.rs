@@ -1,28 +1,20 @@
-//! The "New pet" form: a name checked as you type (3–100 characters, the server's rule) and
-//! a species picker. It only collects and validates; the page sends it.
+//! The "New pet" form: a name checked as you type against the shared rule (the one the
+//! server applies) and a species picker. It only collects and validates; the page sends it.
 
 use crate::components::SpeciesPicker;
 use leptos::prelude::*;
+use livepet_shared::rules::{pet_name_problem, NameProblem, PET_NAME_MAX, PET_NAME_MIN};
 use livepet_shared::wire::NewPet;
 use livepet_shared::Species;
 use std::collections::BTreeMap;
 
-/// The server's limits on a pet's name (counted in characters, after trimming).
-pub const NAME_MIN: usize = 3;
-pub const NAME_MAX: usize = 100;
-
-/// What is wrong with a name, if anything.
+/// What is wrong with a name, in the form's words; `None` when the server will take it.
 pub fn name_error(name: &str) -> Option<String> {
-    let n = name.trim().chars().count();
-    if n < NAME_MIN {
-        Some(format!("At least {NAME_MIN} characters ({n} so far)"))
-    } else if n > NAME_MAX {
-        Some(format!("At most {NAME_MAX} characters ({n} now)"))
-    } else if name.chars().any(char::is_control) {
-        Some("No control characters, please".into())
-    } else {
-        None
-    }
+    pet_name_problem(name).map(|problem| match problem {
+        NameProblem::TooShort(n) => format!("At least {PET_NAME_MIN} characters ({n} so far)"),
+        NameProblem::TooLong(n) => format!("At most {PET_NAME_MAX} characters ({n} now)"),
+        NameProblem::ControlCharacter => "No control characters, please".into(),
+    })
 }
 
 #[component]
@@ -96,7 +88,7 @@ pub fn NewPetForm(
                                 <span class="field-hint">
                                     {move || {
                                         format!(
-                                            "{} / {NAME_MAX} characters",
+                                            "{} / {PET_NAME_MAX} characters",
                                             name.with(|n| n.trim().chars().count()),
                                         )
                                     }}
@@ -131,12 +123,24 @@ mod tests {
 
     #[test]
     fn names_are_three_to_a_hundred_characters_after_trimming() {
-        assert!(name_error("").is_some());
-        assert!(name_error("  ab  ").is_some());
+        assert_eq!(
+            name_error(""),
+            Some("At least 3 characters (0 so far)".into())
+        );
+        assert_eq!(
+            name_error("  ab  "),
+            Some("At least 3 characters (2 so far)".into())
+        );
         assert_eq!(name_error("abc"), None);
         assert_eq!(name_error("Żółw"), None);
         assert_eq!(name_error(&"x".repeat(100)), None);
-        assert!(name_error(&"x".repeat(101)).is_some());
-        assert!(name_error("ab\u{7}c").is_some());
+        assert_eq!(
+            name_error(&"x".repeat(101)),
+            Some("At most 100 characters (101 now)".into())
+        );
+        assert_eq!(
+            name_error("ab\u{7}c"),
+            Some("No control characters, please".into())
+        );
     }
 }

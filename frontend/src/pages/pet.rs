@@ -1,19 +1,20 @@
 //! `/pets/:id`: one of the user's pets, live. Its state comes from `GET /api/pets/{id}`
-//! and then from every `pet` frame of the socket; below it, the other pets on screen now.
-//! A dead pet's page shows its final state and nothing live.
+//! and then from every `pet` frame of the socket; below it, the other users' pets on screen
+//! now (told apart by their `owner_id`). A dead pet's page shows its final state and
+//! nothing live.
 
 use crate::api;
+use crate::auth::Auth;
 use crate::components::{ActivePetsList, Hearts, PetArt};
 use crate::fmt;
+use crate::load::load;
 use crate::pages::NotFound;
 use crate::toasts::Toasts;
 use crate::ws::{ConnStatus, WsClient};
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use leptos_router::hooks::use_params_map;
 use livepet_shared::wire::{ActivePet, PetView};
-use livepet_shared::PetId;
-use std::collections::BTreeSet;
+use livepet_shared::{PetId, UserId};
 
 #[component]
 pub fn PetPage() -> impl IntoView {
@@ -34,15 +35,6 @@ pub fn PetPage() -> impl IntoView {
     }
 }
 
-/// What the first request found.
-#[derive(Debug, Clone, PartialEq)]
-enum Load {
-    Loading,
-    Ready(PetView),
-    Missing,
-    Failed(String),
-}
-
 /// The newer of the fetched state and the socket's last frame for this pet.
 fn newest(fetched: Option<PetView>, live: Option<PetView>) -> Option<PetView> {
     match (fetched, live) {
@@ -51,11 +43,15 @@ fn newest(fetched: Option<PetView>, live: Option<PetView>) -> Option<PetView> {
     }
 }
 
-/// The active pets a user may treat: everyone else's.
-fn others(active: &[ActivePet], mine: &BTreeSet<PetId>, this: PetId) -> Vec<ActivePet> {
+/// The active pets a user may treat: everyone else's (the server refuses treats for one's
+/// own). No user (the session just ended) leaves nothing to treat.
+fn others(active: &[ActivePet], me: Option<UserId>) -> Vec<ActivePet> {
+    let Some(me) = me else {
+        return Vec::new();
+    };
     active
         .iter()
-        .filter(|p| p.id != this && !mine.contains(&p.id))
+        .filter(|p| p.owner_id != me)
         .cloned()
         .collect()
 }
@@ -64,38 +60,25 @@ fn others(active: &[ActivePet], mine: &BTreeSet<PetId>, this: PetId) -> Vec<Acti
 fn PetDetail(id: PetId) -> impl IntoView {
     let ws = expect_context::<WsClient>();
     let toasts = expect_context::<Toasts>();
-    let load = RwSignal::new(Load::Loading);
-    let mine = RwSignal::new(BTreeSet::<PetId>::new());
-
-    spawn_local(async move {
+    // `Ok(None)`: the user has no such pet (404), which the page shows as "not found".
+    let fetched = load(async move {
         match api::pet(id).await {
-            Ok(pet) => {
-                let alive = pet.alive;
-                // `Some` back means the page is already gone: then do not start watching.
-                if load.try_set(Load::Ready(pet)).is_none() && alive {
-                    ws.watch(id);
-                }
-            }
-            Err(e) if e.status() == Some(404) => {
-                load.try_set(Load::Missing);
-            }
-            Err(e) => {
-                toasts.error(e.message());
-                load.try_set(Load::Failed(e.message()));
-            }
+            Err(e) if e.status() == Some(404) => Ok(None),
+            result => result.map(Some).inspect_err(|e| toasts.error(e.message())),
         }
     });
-    // The user's own pets are not treat targets; ActivePet has no owner, so ask.
-    spawn_local(async move {
-        if let Ok(pets) = api::pets().await {
-            mine.try_set(pets.into_iter().map(|p| p.id).collect());
+    // Watch once the pet is known to be alive. An effect, not the request's task: a page
+    // left before the answer is disposed with its effects, so it never starts watching.
+    Effect::new(move |_| {
+        if fetched.with(|r| matches!(r, Some(Ok(Some(p))) if p.alive)) {
+            ws.watch(id);
         }
     });
     on_cleanup(move || ws.unwatch(id));
 
     let pet = Memo::new(move |_| {
-        let fetched = load.with(|l| match l {
-            Load::Ready(p) => Some(p.clone()),
+        let fetched = fetched.with(|r| match r {
+            Some(Ok(p)) => p.clone(),
             _ => None,
         });
         let live = ws
@@ -104,53 +87,37 @@ fn PetDetail(id: PetId) -> impl IntoView {
         newest(fetched, live)
     });
 
-    // Which view to build changes rarely; the live parts inside follow `pet` on their own,
-    // so a tick updates a few text nodes instead of rebuilding the page.
-    let phase = Memo::new(move |_| {
-        let known = pet.with(Option::is_some);
-        load.with(|l| match l {
-            Load::Missing => Phase::Missing,
-            Load::Failed(message) if !known => Phase::Failed(message.clone()),
-            _ if known => Phase::Ready,
-            _ => Phase::Loading,
-        })
-    });
-
-    move || match phase.get() {
-        Phase::Missing => view! { <NotFound /> }.into_any(),
-        Phase::Failed(message) => view! {
-            <section class="pet-page">
-                <p class="empty-note" role="alert">
-                    {message}
-                </p>
-                <a class="button" href="/pets">
-                    "Back to your pets"
-                </a>
-            </section>
+    // The answer picks the view, once: the live parts inside follow `pet` on their own, so
+    // a tick updates a few text nodes instead of rebuilding the page.
+    move || {
+        let found = fetched.with(|r| {
+            r.as_ref()
+                .map(|r| r.as_ref().map(Option::is_some).map_err(api::Error::message))
+        });
+        match found {
+            None => view! { <p class="loading">"Loading…"</p> }.into_any(),
+            Some(Ok(true)) => view! { <PetLive id pet /> }.into_any(),
+            Some(Ok(false)) => view! { <NotFound /> }.into_any(),
+            Some(Err(message)) => view! {
+                <section class="pet-page">
+                    <p class="empty-note" role="alert">
+                        {message}
+                    </p>
+                    <a class="button" href="/pets">
+                        "Back to your pets"
+                    </a>
+                </section>
+            }
+            .into_any(),
         }
-        .into_any(),
-        Phase::Loading => view! { <p class="loading">"Loading…"</p> }.into_any(),
-        Phase::Ready => view! { <PetLive id pet mine /> }.into_any(),
     }
-}
-
-/// Which of the page's views to show.
-#[derive(Debug, Clone, PartialEq)]
-enum Phase {
-    Loading,
-    Ready,
-    Missing,
-    Failed(String),
 }
 
 /// The page once the pet is known; its parts follow `pet` as frames arrive.
 #[component]
-fn PetLive(
-    id: PetId,
-    pet: Memo<Option<PetView>>,
-    mine: RwSignal<BTreeSet<PetId>>,
-) -> impl IntoView {
+fn PetLive(id: PetId, pet: Memo<Option<PetView>>) -> impl IntoView {
     let ws = expect_context::<WsClient>();
+    let auth = expect_context::<Auth>();
     let field =
         move |f: fn(&PetView) -> String| pet.with(|p| p.as_ref().map(f).unwrap_or_default());
     let alive = Memo::new(move |_| pet.with(|p| p.as_ref().is_some_and(|p| p.alive)));
@@ -165,7 +132,8 @@ fn PetLive(
     let art_label = format!("{name} the {}", species.as_str());
     let feed_label = format!("Feed {name}");
 
-    let active = Signal::derive(move || ws.active.with(|a| mine.with(|m| others(a, m, id))));
+    let me = Memo::new(move |_| auth.user.with(|u| u.as_ref().map(|u| u.id)));
+    let active = Signal::derive(move || ws.active.with(|a| others(a, me.get())));
     let treats = Signal::derive(move || ws.treats.get().unwrap_or(0));
     let on_treat = Callback::new(move |pet_id: PetId| ws.give_treat(pet_id));
 
@@ -242,7 +210,7 @@ fn PetLive(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use livepet_shared::{Species, UserId};
+    use livepet_shared::Species;
 
     fn view(id: i64, at: i64, hunger: u32) -> PetView {
         PetView {
@@ -275,13 +243,14 @@ mod tests {
 
     #[test]
     fn own_pets_are_not_treat_targets() {
-        let a = |id| ActivePet {
+        let a = |id, owner| ActivePet {
             id: PetId(id),
             name: "x".into(),
             species: Species::Cat,
+            owner_id: UserId(owner),
         };
-        let mine: BTreeSet<PetId> = [PetId(2)].into();
-        let left = others(&[a(1), a(2), a(3)], &mine, PetId(3));
-        assert_eq!(left, vec![a(1)]);
+        let active = [a(1, 10), a(2, 20), a(3, 20), a(4, 30)];
+        assert_eq!(others(&active, Some(UserId(20))), vec![a(1, 10), a(4, 30)]);
+        assert_eq!(others(&active, None), vec![]);
     }
 }

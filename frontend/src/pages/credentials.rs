@@ -1,0 +1,109 @@
+//! The body both `/login` and `/signup` use: a heading, the email and password form, and a
+//! link to the other page. The two pages differ only in their words and their API call.
+
+use crate::api;
+use crate::auth::Auth;
+use crate::components::{AuthForm, AuthMode, FormErrors};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::hooks::{use_navigate, use_query_map};
+use livepet_shared::wire::{Credentials, User};
+use std::future::Future;
+
+/// A link to the other credentials page, with the question before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switch {
+    /// "New here? "
+    pub question: &'static str,
+    /// The link's text.
+    pub link: &'static str,
+    /// The other page's path; `?next=` is carried over.
+    pub to: &'static str,
+}
+
+/// A page that sends credentials and, once the server takes them, logs the user in (which
+/// opens the socket: see `WsClient::follow_session`) and goes where `?next=` says.
+#[component]
+pub fn CredentialsPage<F, Fut>(
+    /// Which form: its button texts and the password's autocomplete.
+    mode: AuthMode,
+    /// The page's heading.
+    title: &'static str,
+    /// The sentence under the heading.
+    lead: &'static str,
+    /// The way to the other page.
+    switch: Switch,
+    /// The API call: log in or create an account.
+    call: F,
+) -> impl IntoView
+where
+    F: Fn(Credentials) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Result<User, api::Error>> + 'static,
+{
+    let busy = RwSignal::new(false);
+    let errors = RwSignal::new(FormErrors::default());
+    let navigate = use_navigate();
+    let auth = expect_context::<Auth>();
+    let query = use_query_map();
+    let next = move || query.with_untracked(|q| q.get("next"));
+    let on_submit = Callback::new(move |creds: Credentials| {
+        busy.set(true);
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            let result = call(creds).await;
+            busy.try_set(false);
+            match result {
+                Ok(user) => {
+                    auth.user.set(Some(user));
+                    navigate(&after_login(next()), Default::default());
+                }
+                Err(e) => {
+                    errors.try_set(form_errors(&e));
+                }
+            }
+        });
+    });
+    let switch_href = move || match query.with(|q| q.get("next")) {
+        Some(n) => format!("{}?next={n}", switch.to),
+        None => switch.to.into(),
+    };
+    view! {
+        <section class="auth-page">
+            <h1>{title}</h1>
+            <p class="lead">{lead}</p>
+            <AuthForm mode on_submit busy errors />
+            <p class="switch">{switch.question} <a href=switch_href>{switch.link}</a></p>
+        </section>
+    }
+}
+
+/// Where to go after logging in: the page that asked for it (`?next=/pets/12`), else the
+/// pet list. Only same-site paths are followed.
+fn after_login(next: Option<String>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/login") => n,
+        _ => "/pets".into(),
+    }
+}
+
+/// The form's view of a refused attempt.
+fn form_errors(e: &api::Error) -> FormErrors {
+    FormErrors {
+        message: Some(e.message()),
+        fields: e.fields(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_only_local_next_paths() {
+        assert_eq!(after_login(Some("/pets/12".into())), "/pets/12");
+        assert_eq!(after_login(Some("//evil.example".into())), "/pets");
+        assert_eq!(after_login(Some("https://evil.example".into())), "/pets");
+        assert_eq!(after_login(Some("/login".into())), "/pets");
+        assert_eq!(after_login(None), "/pets");
+    }
+}
