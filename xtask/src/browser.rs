@@ -12,8 +12,9 @@ use std::process::{Command, Stdio};
 
 /// Where trunk writes the web app (Trunk.toml's `dist`), relative to the workspace root.
 pub const DIST: &str = "frontend/dist";
-/// The budget from DESIGN.md for the web app's module, gzipped.
-pub const WASM_GZIP_BUDGET: u64 = 250 * 1024;
+/// The budget from DESIGN.md for the web app's module, gzipped (250 KB, counted in thousands
+/// as BENCHMARKS.md counts it).
+pub const WASM_GZIP_BUDGET: u64 = 250_000;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
@@ -130,9 +131,9 @@ pub fn report_wasm_size(dist: &Path) -> Result<()> {
         println!(
             "    {} {} KB raw, {} KB gzipped (budget {} KB){}",
             path.file_name().unwrap_or_default().to_string_lossy(),
-            raw / 1024,
-            gz / 1024,
-            WASM_GZIP_BUDGET / 1024,
+            raw / 1000,
+            gz / 1000,
+            WASM_GZIP_BUDGET / 1000,
             if gz > WASM_GZIP_BUDGET {
                 "  !!! OVER BUDGET"
             } else {
