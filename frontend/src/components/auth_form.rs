@@ -54,57 +54,67 @@ pub fn AuthForm(
                     {move || errors.with(|e| e.message.clone())}
                 </p>
             </Show>
-            <div class="field" class:invalid=move || field_error("email").is_some()>
-                <label for="email">"Email"</label>
-                <input
-                    id="email"
-                    name="email"
-                    type="email"
-                    autocomplete="email"
-                    required=true
-                    data-testid="email"
-                    aria-invalid=move || field_error("email").is_some().to_string()
-                    prop:value=move || email.get()
-                    on:input=move |ev| email.set(event_target_value(&ev))
-                />
-                {move || {
-                    field_error("email")
-                        .map(|e| {
-                            view! {
-                                <p class="field-error" data-testid="email-error" role="alert">
-                                    {crate::api::capitalize(&e)}
-                                </p>
-                            }
-                        })
-                }}
-            </div>
-            <div class="field" class:invalid=move || field_error("password").is_some()>
-                <label for="password">"Password"</label>
-                <input
-                    id="password"
-                    name="password"
-                    type="password"
-                    autocomplete=pw_autocomplete
-                    required=true
-                    data-testid="password"
-                    aria-invalid=move || field_error("password").is_some().to_string()
-                    prop:value=move || password.get()
-                    on:input=move |ev| password.set(event_target_value(&ev))
-                />
-                {move || {
-                    field_error("password")
-                        .map(|e| {
-                            view! {
-                                <p class="field-error" data-testid="password-error" role="alert">
-                                    {crate::api::capitalize(&e)}
-                                </p>
-                            }
-                        })
-                }}
-            </div>
+            <CredentialField
+                name="email"
+                label="Email"
+                kind="email"
+                autocomplete="email"
+                value=email
+                error=Signal::derive(move || field_error("email"))
+            />
+            <CredentialField
+                name="password"
+                label="Password"
+                kind="password"
+                autocomplete=pw_autocomplete
+                value=password
+                error=Signal::derive(move || field_error("password"))
+            />
             <button type="submit" class="button primary wide" data-testid="submit" disabled=busy>
                 {move || if busy.get() { busy_text } else { action }}
             </button>
         </form>
+    }
+}
+
+/// One labelled input of the form with the server's message for it underneath. Its `id`,
+/// `name` and `data-testid` are `name`; the message's test id is `{name}-error`.
+#[component]
+fn CredentialField(
+    name: &'static str,
+    label: &'static str,
+    /// The input's `type`.
+    kind: &'static str,
+    autocomplete: &'static str,
+    value: RwSignal<String>,
+    /// The server's message about this field, if any.
+    error: Signal<Option<String>>,
+) -> impl IntoView {
+    view! {
+        <div class="field" class:invalid=move || error.with(Option::is_some)>
+            <label for=name>{label}</label>
+            <input
+                id=name
+                name=name
+                type=kind
+                autocomplete=autocomplete
+                required=true
+                data-testid=name
+                aria-invalid=move || error.with(Option::is_some).to_string()
+                prop:value=move || value.get()
+                on:input=move |ev| value.set(event_target_value(&ev))
+            />
+            {move || {
+                error
+                    .get()
+                    .map(|e| {
+                        view! {
+                            <p class="field-error" data-testid=format!("{name}-error") role="alert">
+                                {crate::api::capitalize(&e)}
+                            </p>
+                        }
+                    })
+            }}
+        </div>
     }
 }
