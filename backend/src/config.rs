@@ -112,6 +112,20 @@ pub struct ServeArgs {
     /// Turn off the live dashboard (`subscribe_stats` is then refused).
     #[arg(long, env = "LIVEPET_NO_DASHBOARD")]
     pub no_dashboard: bool,
+
+    /// Milliseconds a WebSocket client may stay silent before it is dropped; the server pings
+    /// every third of this. Only time the server itself was running counts: after the server
+    /// was paused (a VM pause, SIGSTOP), clients are pinged and given time to answer first.
+    #[arg(long, env = "LIVEPET_WS_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(300..=3_600_000))]
+    pub ws_timeout_ms: u64,
+
+    /// Seconds a client may take to send a request body once its headers arrived; a slower
+    /// one gets 408 and is disconnected, so a client trickling its body cannot hold a
+    /// graceful stop.
+    #[arg(long, env = "LIVEPET_BODY_TIMEOUT_S", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout_s: u64,
 }
 
 impl ServeArgs {
@@ -134,6 +148,8 @@ impl ServeArgs {
             auth_attempts_per_minute: 10_000,
             ws_frames_per_second: 50,
             no_dashboard: false,
+            ws_timeout_ms: 30_000,
+            body_timeout_s: 10,
         }
     }
 
@@ -143,6 +159,14 @@ impl ServeArgs {
 
     pub fn persist_every(&self) -> Duration {
         Duration::from_millis(self.persist_ms)
+    }
+
+    pub fn ws_timeout(&self) -> Duration {
+        Duration::from_millis(self.ws_timeout_ms)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_s)
     }
 
     pub fn arbiter_count(&self) -> usize {

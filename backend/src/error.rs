@@ -153,36 +153,62 @@ impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
         match e {
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
-                AppError::Unavailable(info.message().to_string())
-            }
-            Error::DatabaseError(DatabaseErrorKind::Unknown, ref info)
-                if is_unavailable(info.message()) =>
-            {
-                AppError::Unavailable(info.message().to_string())
+            // A COMMIT that failed, and the rollback after it too: what the user must hear
+            // about is why the commit failed (often a full disk).
+            Error::RollbackErrorOnCommit { commit_error, .. } => AppError::from(*commit_error),
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => AppError::Unavailable(info.message().to_string()),
+            Error::DatabaseError(DatabaseErrorKind::Unknown, ref info) => {
+                match unavailable_cause(info.message()) {
+                    Some(cause) => AppError::Unavailable(format!("{cause}: {}", info.message())),
+                    None => AppError::Internal(e.to_string()),
+                }
             }
             other => AppError::Internal(other.to_string()),
         }
     }
 }
 
-/// Both drivers report a lost server, a locked or read-only file only through the message.
-fn is_unavailable(message: &str) -> bool {
+/// Why a database error means "try again later", if it does. Both drivers report a full
+/// disk, an I/O error, a lost server or a locked or read-only file only through the message
+/// (diesel classifies none of them).
+fn unavailable_cause(message: &str) -> Option<&'static str> {
     let m = message.to_ascii_lowercase();
-    [
-        "locked",
-        "readonly",
-        "read-only",
-        "busy",
+    let is = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
+    if is(&[
+        "disk is full",
+        "no space left",
+        "could not extend",
+        "disk quota",
+    ]) {
+        Some("the disk is full")
+    } else if is(&[
+        "disk i/o error",
+        "input/output error",
+        "could not write",
+        "could not read",
+        "could not fsync",
+        "could not open file",
+    ]) {
+        Some("an I/O error")
+    } else if is(&["readonly", "read-only"]) {
+        Some("the database is read-only")
+    } else if is(&["locked", "busy"]) {
+        Some("the database is locked")
+    } else if is(&[
         "connection",
         "terminating",
         "server closed",
         "shutting down",
         "starting up",
         "no such host",
-    ]
-    .iter()
-    .any(|needle| m.contains(needle))
+    ]) {
+        Some("the database server is unreachable")
+    } else {
+        None
+    }
 }
 
 impl From<DbError> for AppError {
@@ -347,6 +373,44 @@ mod tests {
             Box::new("database is locked".to_string()),
         );
         assert_eq!(AppError::from(locked).code(), ErrorCode::ServiceUnavailable);
+        let unknown =
+            |m: &str| Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new(m.to_string()));
+        // SQLite's and PostgreSQL's words for a full disk and for I/O errors: 503, and the
+        // log says which it was.
+        for (message, cause) in [
+            ("database or disk is full", "the disk is full"),
+            (
+                "could not extend file \"base/16384/16397\": No space left on device",
+                "the disk is full",
+            ),
+            ("disk I/O error", "an I/O error"),
+            (
+                "could not write to file \"pg_wal/xlogtemp.123\": Input/output error",
+                "an I/O error",
+            ),
+            (
+                "attempt to write a readonly database",
+                "the database is read-only",
+            ),
+        ] {
+            match AppError::from(unknown(message)) {
+                AppError::Unavailable(logged) => {
+                    assert_eq!(logged, format!("{cause}: {message}"))
+                }
+                other => panic!("{message}: {other:?}"),
+            }
+        }
+        // A COMMIT that failed, whose rollback failed too, is judged by the commit.
+        let commit = Error::RollbackErrorOnCommit {
+            rollback_error: Box::new(Error::BrokenTransactionManager),
+            commit_error: Box::new(unknown("database or disk is full")),
+        };
+        assert_eq!(AppError::from(commit).code(), ErrorCode::ServiceUnavailable);
+        let constraint = Error::DatabaseError(
+            DatabaseErrorKind::ForeignKeyViolation,
+            Box::new("FOREIGN KEY constraint failed".to_string()),
+        );
+        assert_eq!(AppError::from(constraint).code(), ErrorCode::Internal);
         assert_eq!(AppError::from(Error::NotFound).code(), ErrorCode::Internal);
         let damaged = RowError::species(3, "dragon");
         assert_eq!(AppError::from(damaged).code(), ErrorCode::Internal);

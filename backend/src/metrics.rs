@@ -4,6 +4,10 @@
 use prometheus::core::Collector;
 use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::OnceLock;
+
+/// Reads figures that live elsewhere into the gauges, just before each scrape.
+type ScrapeHook = Box<dyn Fn(&Metrics) + Send + Sync>;
 
 pub struct Metrics {
     registry: Registry,
@@ -17,7 +21,14 @@ pub struct Metrics {
     pub persist_rows: IntGauge,
     pub persist_failures_total: IntCounter,
     pub persist_lag_seconds: Gauge,
+    /// Read at each scrape (see [`Metrics::on_scrape`]), so it keeps counting while the
+    /// database is away, when no flush completes to update it.
     pub dirty_pets: IntGauge,
+    /// Pets that died but whose death is not durable yet, so not shown yet.
+    pub deaths_pending: IntGauge,
+    /// 1 once the SQLite file was found deleted or replaced while running: nothing more can
+    /// be saved until the server is restarted on the right file.
+    pub database_file_lost: IntGauge,
     pub ws_connections: IntGauge,
     pub viewers: IntGauge,
     pub active_pets: IntGauge,
@@ -31,6 +42,7 @@ pub struct Metrics {
     /// When the last successful flush finished (ms since the epoch); the lag is computed from
     /// it at scrape time so it keeps growing while the database is away.
     last_flush_ok_ms: AtomicI64,
+    scrape_hook: OnceLock<ScrapeHook>,
 }
 
 /// Registers a metric and hands it back. Names and help texts are literals, so a failure is
@@ -100,6 +112,16 @@ impl Metrics {
                 "livepet_dirty_pets",
                 "Pets changed since the last flush",
             ),
+            deaths_pending: int_gauge(
+                &r,
+                "livepet_deaths_pending",
+                "Pets that died but whose death is not written yet (not shown until it is)",
+            ),
+            database_file_lost: int_gauge(
+                &r,
+                "livepet_database_file_lost",
+                "1 once the SQLite database file was deleted or replaced while running",
+            ),
             ws_connections: int_gauge(&r, "livepet_ws_connections", "Open WebSocket sessions"),
             viewers: int_gauge(&r, "livepet_viewers", "Pet watches across all sessions"),
             active_pets: int_gauge(&r, "livepet_active_pets", "Pets on someone's screen now"),
@@ -130,6 +152,7 @@ impl Metrics {
                 "Content-Security-Policy violations reported by browsers",
             ),
             last_flush_ok_ms: AtomicI64::new(crate::clock::now_ms()),
+            scrape_hook: OnceLock::new(),
             registry: r,
         }
     }
@@ -149,8 +172,17 @@ impl Metrics {
         (crate::clock::now_ms() - last).max(0) as f64 / 1000.0
     }
 
+    /// Has `read` bring gauges up to date before each scrape (the first hook set wins; the
+    /// persister sets it, so these metrics never depend on a flush succeeding).
+    pub fn on_scrape(&self, read: impl Fn(&Metrics) + Send + Sync + 'static) {
+        let _ = self.scrape_hook.set(Box::new(read));
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        if let Some(read) = self.scrape_hook.get() {
+            read(self);
+        }
         self.persist_lag_seconds.set(self.persist_lag());
         let mut buf = Vec::with_capacity(8 * 1024);
         let encoder = prometheus::TextEncoder::new();

@@ -1,6 +1,7 @@
-//! Startup and shutdown: open and migrate the database, start the arbiters, the persister and
-//! the treat refresher, bring every stored live pet to life, and serve HTTP. `Application`
-//! binds before it loads, so a taken port fails fast, and reports the real port (tests bind 0).
+//! Startup and shutdown: take the database's lock, open, migrate and check the database,
+//! start the arbiters, the persister and the treat refresher, bring every stored live pet to
+//! life, and serve HTTP. `Application` binds before it loads, so a taken port fails fast, and
+//! reports the real port (tests bind 0).
 
 use crate::actors::persister::{Flush, FlushReport, Persister};
 use crate::actors::presence::{Presence, Shutdown};
@@ -8,6 +9,7 @@ use crate::actors::treat_refresher::TreatRefresher;
 use crate::api::headers::SecurityHeaders;
 use crate::config::ServeArgs;
 use crate::db;
+use crate::db::lock::DbLock;
 use crate::metrics::Metrics;
 use crate::services::accounts::Accounts;
 use crate::services::Services;
@@ -32,6 +34,9 @@ pub struct Application {
     presence: Addr<Presence>,
     shutdown_timeout: Duration,
     started_pets: usize,
+    state: web::Data<AppState>,
+    /// Held until the final flush is done: no other server may use the database before.
+    lock: DbLock,
 }
 
 impl Application {
@@ -41,14 +46,24 @@ impl Application {
         let began = Instant::now();
         let url = cfg.db.database_url.clone();
 
+        // First of all: a second server on this database stops here, before it touches it.
+        let lock_url = url.clone();
+        let lock = actix_web::rt::task::spawn_blocking(move || DbLock::acquire(&lock_url))
+            .await
+            .context("database lock task failed")??;
+
         let listener = TcpListener::bind(&cfg.bind)
             .with_context(|| format!("cannot listen on {}", cfg.bind))?;
         let addr = listener.local_addr()?;
+        lock.record_holder(&addr.to_string());
 
         let migrate_url = url.clone();
-        actix_web::rt::task::spawn_blocking(move || db::connect_and_migrate(&migrate_url))
-            .await
-            .context("migration task failed")??;
+        actix_web::rt::task::spawn_blocking(move || {
+            let mut conn = db::connect_and_migrate(&migrate_url)?;
+            db::check_writable(&mut conn, &migrate_url)
+        })
+        .await
+        .context("migration task failed")??;
         let pool = db::pool(&url, 8)?;
         let rules = Rules {
             death_age: cfg.death_age,
@@ -138,10 +153,13 @@ impl Application {
                 secure_cookies: cfg.secure_cookies,
                 dashboard: !cfg.no_dashboard,
                 ws_frames_per_second: cfg.ws_frames_per_second,
+                ws_timeout: cfg.ws_timeout(),
             },
             started: began,
         });
         actix_web::rt::spawn(housekeeping(state.clone()));
+        let app_state = state.clone();
+        let body_timeout = cfg.body_timeout();
         let index_html = static_dir
             .as_ref()
             .and_then(|d| std::fs::read_to_string(d.join("index.html")).ok());
@@ -153,6 +171,9 @@ impl Application {
             let static_dir = static_dir.clone();
             let headers = headers.clone();
             App::new()
+                .wrap(from_fn(move |req, next| {
+                    crate::api::body_deadline::enforce(body_timeout, req, next)
+                }))
                 .wrap(from_fn(move |req, next| {
                     crate::api::headers::add(headers.clone(), req, next)
                 }))
@@ -175,6 +196,8 @@ impl Application {
             presence,
             shutdown_timeout: Duration::from_secs(cfg.shutdown_timeout_s),
             started_pets,
+            state: app_state,
+            lock,
         })
     }
 
@@ -184,6 +207,11 @@ impl Application {
 
     pub fn world(&self) -> &Arc<World> {
         &self.world
+    }
+
+    /// The operations the edges use, for tests that drive a step of one directly.
+    pub fn services(&self) -> &Services {
+        &self.state.services
     }
 
     /// How many stored pets were brought to life at startup.
@@ -205,44 +233,108 @@ impl Application {
 
     /// Graceful stop, in an order that loses nothing: stop accepting; stop every pet (no
     /// state changes after this); let each WebSocket send what is queued and close with
-    /// "going away", so the last frame a viewer saw is the pet's final state; finish
-    /// in-flight requests (bounded by the shutdown timeout); flush everything.
+    /// "going away", so the last frame a viewer saw is the pet's final state; then write every
+    /// pet while in-flight requests finish (bounded by the shutdown timeout, and each request
+    /// body by the body timeout), instead of one after the other.
     pub async fn shutdown(self) -> anyhow::Result<FlushReport> {
-        self.handle.pause().await;
-        let world = self.world.clone();
+        let Application {
+            handle,
+            server,
+            world,
+            presence,
+            shutdown_timeout,
+            lock,
+            ..
+        } = self;
+        handle.pause().await;
         log::info!("stopping {} pet(s)", world.registry.len());
-        actix_web::rt::task::spawn_blocking(move || world.registry.stop_all())
+        let stopping = world.clone();
+        actix_web::rt::task::spawn_blocking(move || stopping.registry.stop_all())
             .await
             .context("stopping arbiters")?;
-        match self.presence.send(Shutdown).await {
+        match presence.send(Shutdown).await {
             Ok(n) if n > 0 => log::info!("closing {n} WebSocket session(s)"),
             _ => {}
         }
+
+        // No pet changes any more: the final flush need not wait for the requests.
+        let flushing = actix_web::rt::spawn(final_flush(world.clone()));
         log::info!(
             "finishing in-flight requests (at most {} s)",
-            self.shutdown_timeout.as_secs()
+            shutdown_timeout.as_secs()
         );
-        self.handle.stop(true).await;
-        let _ = self.server.await;
-        log::info!(
-            "flushing every pet ({} changed since the last flush)",
-            self.world.dirty.len()
-        );
-        let report = self
-            .world
-            .persister
-            .send(Flush)
+        let draining = Instant::now();
+        handle.stop(true).await;
+        let _ = server.await;
+        let drained = draining.elapsed();
+        if drained >= shutdown_timeout {
+            log::warn!(
+                "in-flight requests cut after the shutdown timeout ({} s)",
+                shutdown_timeout.as_secs()
+            );
+        } else {
+            log::info!(
+                "in-flight requests finished in {:.1} s",
+                drained.as_secs_f64()
+            );
+        }
+        let mut report = flushing
             .await
-            .context("persister is gone")?
+            .context("final flush task failed")?
             .context("final flush failed; unsaved pet states are lost")?;
+        // Nothing a request does changes a pet today; if something ever does, it is not lost.
+        if !world.dirty.is_empty() {
+            let rest = world
+                .persister
+                .send(Flush)
+                .await
+                .context("persister is gone")?
+                .context("final flush failed; unsaved pet states are lost")?;
+            report.rows += rest.rows;
+            report.seconds += rest.seconds;
+        }
         log::info!(
             "stopped cleanly: final flush wrote {} pet(s) in {:.3} s; ticks_total={}",
             report.rows,
             report.seconds,
-            self.world.metrics.ticks_total.get()
+            world.metrics.ticks_total.get()
         );
+        actix_web::rt::task::spawn_blocking(move || lock.release())
+            .await
+            .context("releasing the database lock")?;
         Ok(report)
     }
+}
+
+/// How often a long final flush says it is still writing.
+const FLUSH_PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// The final flush, logging when it starts, every few seconds while it runs, and its end.
+async fn final_flush(world: Arc<World>) -> anyhow::Result<FlushReport> {
+    let pending = world.dirty.len();
+    log::info!("final flush: writing {pending} changed pet(s) while requests finish");
+    let began = Instant::now();
+    let flush = world.persister.send(Flush);
+    tokio::pin!(flush);
+    let mut progress = actix_web::rt::time::interval_at(
+        (began + FLUSH_PROGRESS_EVERY).into(),
+        FLUSH_PROGRESS_EVERY,
+    );
+    let report = loop {
+        tokio::select! {
+            done = &mut flush => break done.context("persister is gone")??,
+            _ = progress.tick() => log::info!(
+                "final flush: still writing {pending} pet(s) after {:.0} s",
+                began.elapsed().as_secs_f64()
+            ),
+        }
+    };
+    log::info!(
+        "final flush: wrote {} pet(s) in {:.3} s",
+        report.rows,
+        report.seconds
+    );
+    Ok(report)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

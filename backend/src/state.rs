@@ -4,7 +4,7 @@
 use crate::metrics::Metrics;
 use crate::services::Services;
 use livepet_shared::wire::Stats;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Settings of the HTTP and WebSocket edges.
 #[derive(Debug, Clone)]
@@ -17,6 +17,8 @@ pub struct EdgeSettings {
     pub dashboard: bool,
     /// Frames a WebSocket session may send per second.
     pub ws_frames_per_second: u32,
+    /// How long a WebSocket client may stay silent (server running time) before it is dropped.
+    pub ws_timeout: Duration,
 }
 
 pub struct AppState {

@@ -50,6 +50,20 @@ pub struct PetView {
     pub at: i64,
 }
 
+/// One entry of `GET /api/pets`: a pet as [`PetView`] shows it, plus, for a pet whose stored
+/// record is damaged, what is wrong with it. Such a pet is not alive in the world until its
+/// record is repaired: it shows `alive: false`, and fields that could not be read show 0, an
+/// empty name or the first species. The entry is a `PetView` with one extra key, so a client
+/// that reads the list as `PetView`s still can.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PetListEntry {
+    #[serde(flatten)]
+    pub pet: PetView,
+    /// Set only for a damaged record: the problem, e.g. "age is 4294967297".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
+}
+
 /// A pet in the "active pets" list: one whose owner has its page open right now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivePet {

@@ -1,31 +1,54 @@
-//! Persister: writes dirty pet snapshots to the database in batches, on its own thread
-//! (a SyncArbiter), so a slow or absent database never delays a tick.
+//! Persister: writes dirty pet snapshots and pending deaths to the database in batches, on its
+//! own thread (a SyncArbiter), so a slow or absent database never delays a tick.
 //!
-//! It runs one thread on purpose: messages are handled in order, so a death written by
-//! `PersistNow` can never be overtaken by an older snapshot from an earlier flush.
+//! It runs one thread on purpose: messages are handled in order, and dead rows are never
+//! updated again, so no older snapshot can overwrite a newer one or bring a dead pet back.
+//!
+//! Deaths are not written one by one. A dying pet queues its death in [`DirtyPets`] and
+//! shows nothing until it is durable; one [`carry_deaths`] task (started by the first death
+//! while none runs) asks for [`WriteDeaths`] until every queued death is written, retrying
+//! with backoff while the database is away, and every [`Flush`] writes the queued deaths with
+//! its batches too. An outage therefore delays deaths, all of them together, and never lies
+//! about them or holds the persister once per death.
+//!
+//! Before and after every write it checks that the SQLite file is still the one the world
+//! was loaded from ([`DbFile`](crate::world::dirty::DbFile)): a deleted or replaced file fails
+//! every flush from then on, loudly, instead of writing into a file nobody will read again.
 
+use crate::actors::pet::DeathDurable;
 use crate::db::models::PetStateRow;
 use crate::db::{queries, DbConn, DbUrl};
 use crate::metrics::Metrics;
+use crate::world::dirty::PendingDeath;
 use crate::world::{DirtyPets, Snapshot};
 use actix::prelude::*;
+use livepet_shared::PetId;
+use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Snapshots per transaction.
 const BATCH: usize = 20_000;
 
-/// Writes everything dirty up to now; replies once it is durable.
+/// How often a long flush logs how far it got.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// First wait before a failed death write is retried; doubled per failure up to
+/// [`DEATH_RETRY_MAX`], so deaths reach their viewers within about that long after the
+/// database returns.
+const DEATH_RETRY_FIRST: Duration = Duration::from_millis(100);
+const DEATH_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Writes everything dirty up to now, and every pending death; replies once it is durable.
 #[derive(Message)]
 #[rtype(result = "Result<FlushReport, PersistError>")]
 pub struct Flush;
 
-/// Writes these snapshots now (a death); on failure they join the dirty set for the next flush.
+/// Writes the pending deaths now (only them); on failure they stay pending.
 #[derive(Message)]
 #[rtype(result = "Result<(), PersistError>")]
-pub struct PersistNow {
-    pub snapshots: Vec<Snapshot>,
-}
+pub struct WriteDeaths;
 
 /// What a flush wrote.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,7 +72,25 @@ pub struct Persister {
 }
 
 impl Persister {
+    /// Also records the SQLite file's identity (the database is migrated by now, so the file
+    /// exists) and has `/metrics` read the dirty set, the pending deaths and the file's state
+    /// at each scrape, so they stay live while flushes fail.
     pub fn new(url: DbUrl, dirty: Arc<DirtyPets>, metrics: Arc<Metrics>) -> Self {
+        if let DbUrl::Sqlite(path) = &url {
+            if let Err(e) = dirty.file.record(Path::new(path)) {
+                log::warn!(
+                    "cannot read the identity of the database file {path} ({e}); if it is \
+                     deleted or replaced while running, that will not be noticed"
+                );
+            }
+        }
+        let watched = Arc::clone(&dirty);
+        metrics.on_scrape(move |m| {
+            m.dirty_pets.set(watched.len() as i64);
+            m.deaths_pending.set(watched.deaths_pending() as i64);
+            m.database_file_lost
+                .set(i64::from(watched.file.lost().is_some()));
+        });
         Persister {
             url,
             conn: None,
@@ -70,45 +111,86 @@ impl Persister {
             .ok_or_else(|| PersistError("no database connection".into()))
     }
 
-    /// Writes `snaps` batch by batch. On failure, the unwritten rest goes back to the dirty set.
-    fn write(&mut self, mut snaps: Vec<Snapshot>) -> Result<usize, PersistError> {
-        // In id order each batch touches a run of neighbouring table pages; in the dirty
-        // set's hash order every batch would rewrite pages all over the table (measured on
-        // SQLite: 20 s instead of ~2 s for a million pets).
-        snaps.sort_unstable_by_key(|s| s.id);
+    /// Writes `snaps` (in id order) batch by batch. Returns how many are durable, and the
+    /// failure that stopped it, if any.
+    fn write(&mut self, snaps: &[Snapshot]) -> (usize, Result<(), PersistError>) {
+        if let Err(why) = self.dirty.file.check() {
+            return (0, Err(PersistError(why)));
+        }
+        if snaps.is_empty() {
+            return (0, Ok(()));
+        }
         let mut written = 0;
+        let began = Instant::now();
+        let mut said = began;
         let result = (|| {
             let conn = self.connection()?;
             for batch in snaps.chunks(BATCH) {
                 let rows: Vec<PetStateRow> = batch.iter().map(PetStateRow::from).collect();
                 queries::write_snapshots(conn, &rows).map_err(|e| PersistError(e.to_string()))?;
                 written += batch.len();
+                // A long flush (a million pets, a slow database) shows how far it got.
+                if said.elapsed() >= PROGRESS_EVERY && written < snaps.len() {
+                    said = Instant::now();
+                    log::info!(
+                        "flush: {written} of {} pet(s) written after {:.1} s",
+                        snaps.len(),
+                        began.elapsed().as_secs_f64()
+                    );
+                }
             }
             Ok(())
         })();
-        match result {
-            Ok(()) => {
-                if self.failing {
-                    self.failing = false;
-                    log::info!("database writes recovered; persisting again");
-                }
-                Ok(written)
-            }
-            Err(e) => {
-                let kept = snaps.len() - written;
-                self.dirty.restore(snaps.into_iter().skip(written));
-                // Drop the connection: it may be broken; the next attempt reconnects.
-                self.conn = None;
-                self.metrics.persist_failures_total.inc();
-                if !self.failing {
-                    self.failing = true;
-                    log::error!(
-                        "database writes failing ({e}); keeping {kept} pet state(s) in memory and retrying"
-                    );
-                }
-                Err(e)
-            }
+        // A file replaced while this wrote took these writes with it.
+        if let Err(why) = self.dirty.file.check() {
+            return (0, Err(PersistError(why)));
         }
+        (written, result)
+    }
+
+    fn succeeded(&mut self) {
+        if self.failing {
+            self.failing = false;
+            log::info!("database writes recovered; persisting again");
+        }
+    }
+
+    /// Counts and logs (once per outage) a write that failed; `kept` states stay in memory.
+    fn failed(&mut self, e: &PersistError, kept: usize) {
+        // Drop the connection: it may be broken; the next attempt reconnects.
+        self.conn = None;
+        self.metrics.persist_failures_total.inc();
+        if !self.failing {
+            self.failing = true;
+            log::error!(
+                "database writes failing ({e}); keeping {kept} pet state(s) in memory and retrying"
+            );
+        }
+    }
+}
+
+/// The snapshots of `deaths` not already among `snaps`, added to them, in id order.
+fn with_deaths(mut snaps: Vec<Snapshot>, deaths: &[PendingDeath]) -> Vec<Snapshot> {
+    if !deaths.is_empty() {
+        let listed: HashSet<PetId> = snaps.iter().map(|s| s.id).collect();
+        snaps.extend(
+            deaths
+                .iter()
+                .map(|d| d.snapshot)
+                .filter(|s| !listed.contains(&s.id)),
+        );
+    }
+    // In id order each batch touches a run of neighbouring table pages; in the dirty set's
+    // hash order every batch would rewrite pages all over the table (measured on SQLite:
+    // 20 s instead of ~2 s for a million pets).
+    snaps.sort_unstable_by_key(|s| s.id);
+    snaps
+}
+
+/// Tells each pet its death is durable: now it may be shown.
+fn announce(deaths: Vec<PendingDeath>) {
+    for d in deaths {
+        d.actor.do_send(DeathDurable);
     }
 }
 
@@ -121,28 +203,78 @@ impl Handler<Flush> for Persister {
 
     fn handle(&mut self, _: Flush, _: &mut SyncContext<Self>) -> Self::Result {
         let start = Instant::now();
-        let snaps = self.dirty.take_all();
+        let deaths = self.dirty.take_deaths();
+        let snaps = with_deaths(self.dirty.take_all(), &deaths);
         let rows = snaps.len();
-        if rows == 0 {
-            self.metrics.flushed(0, 0.0);
-            return Ok(FlushReport { rows, seconds: 0.0 });
+        match self.write(&snaps) {
+            (_, Ok(())) => {
+                self.succeeded();
+                announce(deaths);
+                let seconds = start.elapsed().as_secs_f64();
+                self.metrics.flushed(rows, seconds);
+                if rows > 0 {
+                    log::info!("flushed {rows} pet(s) in {seconds:.3} s");
+                }
+                Ok(FlushReport { rows, seconds })
+            }
+            (written, Err(e)) => {
+                self.dirty.restore(snaps.into_iter().skip(written));
+                self.dirty.return_deaths(deaths);
+                self.failed(&e, rows - written);
+                Err(e)
+            }
         }
-        self.write(snaps)?;
-        let seconds = start.elapsed().as_secs_f64();
-        self.metrics.flushed(rows, seconds);
-        self.metrics.dirty_pets.set(self.dirty.len() as i64);
-        log::info!("flushed {rows} pet(s) in {seconds:.3} s");
-        Ok(FlushReport { rows, seconds })
     }
 }
 
-impl Handler<PersistNow> for Persister {
+impl Handler<WriteDeaths> for Persister {
     type Result = Result<(), PersistError>;
 
-    fn handle(&mut self, msg: PersistNow, _: &mut SyncContext<Self>) -> Self::Result {
-        let n = msg.snapshots.len();
-        self.write(msg.snapshots)?;
-        self.metrics.persisted_total.inc_by(n as u64);
-        Ok(())
+    fn handle(&mut self, _: WriteDeaths, _: &mut SyncContext<Self>) -> Self::Result {
+        let deaths = self.dirty.take_deaths();
+        if deaths.is_empty() {
+            return Ok(());
+        }
+        let snaps = with_deaths(Vec::new(), &deaths);
+        match self.write(&snaps) {
+            (_, Ok(())) => {
+                self.succeeded();
+                self.metrics.persisted_total.inc_by(snaps.len() as u64);
+                announce(deaths);
+                Ok(())
+            }
+            (_, Err(e)) => {
+                let kept = deaths.len();
+                self.dirty.return_deaths(deaths);
+                self.failed(&e, kept);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Carries the pending deaths to the persister until none is left: one [`WriteDeaths`] per
+/// round however many pets died, retried with backoff while writes fail. Started by the death
+/// that finds no courier running (see [`DirtyPets::add_death`]).
+pub async fn carry_deaths(persister: Addr<Persister>, dirty: Arc<DirtyPets>) {
+    let mut wait = DEATH_RETRY_FIRST;
+    loop {
+        match persister.send(WriteDeaths).await {
+            Ok(Ok(())) => {
+                if dirty.courier_may_stop() {
+                    return;
+                }
+                wait = DEATH_RETRY_FIRST;
+            }
+            Ok(Err(_)) => {
+                actix_rt::time::sleep(wait).await;
+                wait = wait.saturating_mul(2).min(DEATH_RETRY_MAX);
+            }
+            Err(_) => {
+                // The persister is gone (shutting down): the final flush writes what is left.
+                dirty.courier_stopped();
+                return;
+            }
+        }
     }
 }

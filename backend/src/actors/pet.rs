@@ -1,11 +1,19 @@
 //! PetActor: one live pet. Its state lives in its [`PetCell`], ticked by its arbiter's
 //! [`Ticker`](crate::world::ticker::Ticker); the actor applies feeds and treats, pushes the
 //! state to every watching viewer (serialized once per change), marks itself dirty for the
-//! persister, and on death persists at once and stops.
+//! persister, and on death waits until the death is durable, shows it, and stops.
+//!
+//! Why a death waits: a death shown before it is written can be undone by a crash (the
+//! restarted pet is alive and younger), which is a lie told to the owner. So the death joins
+//! the persister's writes (see `actors::persister::carry_deaths`) and, until one of them
+//! succeeds, the pet shows its last living state, answers feeds and treats only once the
+//! death is durable, and sends no frame. A database outage delays the final frame; it never
+//! shows a death that may not stick.
 
 use crate::actors::encode;
-use crate::actors::persister::PersistNow;
+use crate::actors::persister::carry_deaths;
 use crate::clock::now_ms;
+use crate::world::dirty::PendingDeath;
 use crate::world::ticker::Ticker;
 use crate::world::{PetCell, PetRecord, World};
 use actix::dev::SendError;
@@ -14,6 +22,7 @@ use livepet_shared::rules::Outcome;
 use livepet_shared::wire::{PetView, ServerMsg};
 use livepet_shared::{PetId, PetState, Rules, Species, UserId};
 use std::sync::Arc;
+use tokio::sync::oneshot;
 
 /// Identifies one viewer (a WebSocket session) across all the pets it watches.
 pub type ViewerId = u64;
@@ -82,6 +91,11 @@ pub enum Ticked {
     Died,
 }
 
+/// From the persister: this pet's death is durable, so it may be shown.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct DeathDurable;
+
 /// Test hook: the pet panics inside its next rule application.
 #[cfg(feature = "test-hooks")]
 #[derive(Message)]
@@ -97,6 +111,11 @@ pub struct PetActor {
     /// The state, shared with the ticker and the persister.
     cell: Arc<PetCell>,
     viewers: Vec<(ViewerId, Recipient<PetFrame>)>,
+    /// Set once the pet has died and handed its death to the persister: the feeds and treats
+    /// that came since, answered (that it died) once the death is durable.
+    dying: Option<Vec<oneshot::Sender<()>>>,
+    /// The death is written: from now on it may be shown.
+    death_durable: bool,
     world: Arc<World>,
 }
 
@@ -110,6 +129,8 @@ impl PetActor {
             born_at: rec.born_at,
             cell: PetCell::new(rec.id, rec.state, now_ms()),
             viewers: Vec::new(),
+            dying: None,
+            death_durable: false,
             world,
         }
     }
@@ -118,8 +139,23 @@ impl PetActor {
         self.cell.state()
     }
 
+    /// Whether the pet has died but its death is not durable yet. Read from the cell, not
+    /// from [`Ticked::Died`]: the ticker stores the death before that message arrives.
+    fn death_pending(&self) -> bool {
+        !self.death_durable && !self.state().alive
+    }
+
+    /// The state anyone may be shown: while a death is not durable, the last living one.
+    fn shown_state(&self) -> PetState {
+        if self.death_pending() {
+            self.cell.last_alive()
+        } else {
+            self.state()
+        }
+    }
+
     fn view(&self, at: i64) -> PetView {
-        let state = self.state();
+        let state = self.shown_state();
         PetView {
             id: self.id,
             name: self.name.to_string(),
@@ -136,6 +172,29 @@ impl PetActor {
     /// A feed or a treat, once allowed: applies the rule to the cell, records and shows the
     /// new state, and answers with it.
     fn change(
+        &mut self,
+        what: &str,
+        rule: fn(&mut PetState, &Rules) -> Outcome,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<PetView, PetError>> {
+        if self.death_pending() {
+            // It died, but saying so now could be undone by a crash: answer once the death is
+            // durable (the pet is dead either way, so nothing is applied).
+            self.died(ctx);
+            let (tx, rx) = oneshot::channel();
+            if let Some(waiting) = &mut self.dying {
+                waiting.push(tx);
+            }
+            return Box::pin(async move {
+                let _ = rx.await;
+                Err(PetError::Dead)
+            });
+        }
+        let answer = self.apply_change(what, rule, ctx);
+        Box::pin(std::future::ready(answer))
+    }
+
+    fn apply_change(
         &mut self,
         what: &str,
         rule: fn(&mut PetState, &Rules) -> Outcome,
@@ -167,26 +226,31 @@ impl PetActor {
         }
     }
 
-    /// The cell holds a dead state: write it, then tell the viewers, then stop.
+    /// The cell holds a dead state: hand it to the persister and show nothing until it is
+    /// durable ([`DeathDurable`]). Waiting holds nothing: the pet's mailbox stays open and the
+    /// persister writes deaths in batches with everything else.
     fn died(&mut self, ctx: &mut Context<Self>) {
-        // A death is written before anyone is told, so a death a viewer has seen survives
-        // a crash. The persister handles messages in order, so this write also lands after
-        // any earlier flush of an older state. Waiting holds only this pet's mailbox.
-        let snap = self.cell.snapshot();
-        log::info!("pet {} died at age {}", self.id, snap.state.age);
-        let persist = self.world.persister.send(PersistNow {
-            snapshots: vec![snap],
+        if self.dying.is_some() {
+            return;
+        }
+        let snapshot = self.cell.snapshot();
+        log::info!(
+            "pet {} died at age {}; shown once durable",
+            self.id,
+            snapshot.state.age
+        );
+        self.dying = Some(Vec::new());
+        let dirty = &self.world.dirty;
+        let first = dirty.add_death(PendingDeath {
+            snapshot,
+            actor: ctx.address().recipient(),
         });
-        ctx.wait(persist.into_actor(self).map(move |res, act, ctx| {
-            if !matches!(res, Ok(Ok(()))) {
-                log::warn!(
-                    "pet {}: its death is not durable yet; the next flush retries it",
-                    act.id
-                );
-            }
-            act.broadcast(snap.at);
-            ctx.stop();
-        }));
+        if first {
+            actix::spawn(carry_deaths(
+                self.world.persister.clone(),
+                Arc::clone(dirty),
+            ));
+        }
     }
 
     /// Keeps the cell's watched flag, which the ticker reads, in step with `viewers`.
@@ -255,13 +319,12 @@ impl Actor for PetActor {
         Ticker::of_this_thread(&self.world).add(self.cell.clone());
     }
 
-    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
         // The ticker drops the pet at its next pass.
         self.cell.set_flag(PetCell::LIVE, false);
         self.cell.set_flag(PetCell::WATCHED, false);
-        if self.world.registry.get(self.id).is_some() {
-            self.world.registry.forget(self.id);
-        }
+        // Only its own entry: a newer actor may be registered under this id by now.
+        self.world.registry.forget_if(self.id, &ctx.address());
         if self.state().alive {
             // Stopped without dying: the arbiter is shutting down.
             return;
@@ -289,6 +352,23 @@ impl Handler<Ticked> for PetActor {
     }
 }
 
+impl Handler<DeathDurable> for PetActor {
+    type Result = ();
+
+    fn handle(&mut self, _: DeathDurable, ctx: &mut Context<Self>) {
+        let Some(waiting) = self.dying.take() else {
+            return;
+        };
+        self.death_durable = true;
+        // The final frame, then the answers to feeds and treats that waited for it.
+        self.broadcast(self.cell.at());
+        for tx in waiting {
+            let _ = tx.send(());
+        }
+        ctx.stop();
+    }
+}
+
 impl Handler<Get> for PetActor {
     type Result = MessageResult<Get>;
 
@@ -298,22 +378,22 @@ impl Handler<Get> for PetActor {
 }
 
 impl Handler<Feed> for PetActor {
-    type Result = Result<PetView, PetError>;
+    type Result = ResponseFuture<Result<PetView, PetError>>;
 
     fn handle(&mut self, msg: Feed, ctx: &mut Context<Self>) -> Self::Result {
         if msg.by != self.owner {
-            return Err(PetError::NotOwner);
+            return Box::pin(std::future::ready(Err(PetError::NotOwner)));
         }
         self.change("feed", PetState::feed, ctx)
     }
 }
 
 impl Handler<Treat> for PetActor {
-    type Result = Result<PetView, PetError>;
+    type Result = ResponseFuture<Result<PetView, PetError>>;
 
     fn handle(&mut self, msg: Treat, ctx: &mut Context<Self>) -> Self::Result {
         if msg.by == self.owner {
-            return Err(PetError::OwnPet);
+            return Box::pin(std::future::ready(Err(PetError::OwnPet)));
         }
         self.change("treat", PetState::treat, ctx)
     }

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod body_deadline;
 pub mod headers;
 pub mod ops;
 pub mod pets;

@@ -2,6 +2,7 @@
 //! a connection pool, and the embedded migrations. Only the persister and request handlers
 //! on the blocking pool talk to the database.
 
+pub mod lock;
 pub mod models;
 pub mod queries;
 pub mod schema;
@@ -130,6 +131,38 @@ pub fn run_migrations(conn: &mut DbConn) -> anyhow::Result<usize> {
     }
     .map_err(|e| anyhow::anyhow!("running migrations failed: {e}"))?;
     Ok(applied)
+}
+
+/// One harmless write of every kind to every table LivePet writes (each matches no row),
+/// so a database the server cannot write fails here, at start, and not at the final flush.
+const WRITE_PROBES: &str = "\
+    INSERT INTO users SELECT * FROM users WHERE 1 = 0; \
+    UPDATE users SET id = id WHERE 1 = 0; \
+    DELETE FROM users WHERE 1 = 0; \
+    INSERT INTO sessions SELECT * FROM sessions WHERE 1 = 0; \
+    UPDATE sessions SET token_hash = token_hash WHERE 1 = 0; \
+    DELETE FROM sessions WHERE 1 = 0; \
+    INSERT INTO pets SELECT * FROM pets WHERE 1 = 0; \
+    UPDATE pets SET id = id WHERE 1 = 0; \
+    DELETE FROM pets WHERE 1 = 0;";
+
+/// Fails unless this connection may write every table: a read-only file or mount, a role
+/// without write privileges, or `default_transaction_read_only` would otherwise be found only
+/// when the first write fails (at worst the final flush, losing every unsaved state). The
+/// probes run in a transaction that is rolled back, so nothing changes.
+pub fn check_writable(conn: &mut DbConn, url: &DbUrl) -> anyhow::Result<()> {
+    use diesel::result::Error;
+    let probe = conn.transaction::<(), Error, _>(|c| {
+        diesel::connection::SimpleConnection::batch_execute(c, WRITE_PROBES)?;
+        Err(Error::RollbackTransaction)
+    });
+    match probe {
+        Ok(()) | Err(Error::RollbackTransaction) => Ok(()),
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot write to the database {url}: {e} (a read-only file or mount, or a \
+             database user without write privileges?)"
+        )),
+    }
 }
 
 /// Opens the database, migrates it, and logs what happened.

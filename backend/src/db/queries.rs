@@ -1,12 +1,22 @@
 //! Every statement LivePet runs. Functions take a connection and return diesel's
 //! `QueryResult`; callers decide what a failure means.
+//!
+//! Every write whose success a user is told of runs in an explicit transaction, even a single
+//! statement: on SQLite a statement in autocommit mode hands its `RETURNING` row back before
+//! its implicit commit, and a commit that then fails (a full disk) is never reported. An
+//! explicit COMMIT is a statement of its own, and its failure is an error the caller sees.
 
-use super::models::{stored_count, NewPetRow, NewUserRow, PetRow, PetStateRow, UserRow};
+use super::models::{
+    stored_count, NewPetRow, NewUserRow, PetRow, PetStateRow, StoredPetRow, UserRow,
+};
 use super::schema::{pets, users};
 use super::DbConn;
 use crate::with_conn;
+use diesel::dsl::case_when;
+use diesel::dsl::sql;
+use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Integer};
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use livepet_shared::PetId;
 
 /// Rows per UPDATE statement on SQLite: 5 binds a row stays under SQLite's 32,766 limit.
@@ -80,15 +90,141 @@ pub fn write_snapshots(conn: &mut DbConn, snaps: &[PetStateRow]) -> QueryResult<
     }
 }
 
-/// One page of live pets in id order, after `after` (keyset paging keeps each page cheap).
-pub fn live_pets_page(conn: &mut DbConn, after: i64, limit: i64) -> QueryResult<Vec<PetRow>> {
-    with_conn!(conn, |c| pets::table
-        .filter(pets::is_alive.eq(true))
-        .filter(pets::id.gt(after))
-        .order(pets::id.asc())
-        .limit(limit)
-        .select(PetRow::as_select())
-        .load(c))
+/// How a pet is read without trusting it (see [`StoredPetRow`]): the same columns on both
+/// backends, decoded by position.
+type StoredPetColumns = (
+    pets::id,
+    SqlLiteral<Nullable<BigInt>>,
+    SqlLiteral<Nullable<Text>>,
+    SqlLiteral<Nullable<Text>>,
+    SqlLiteral<Nullable<BigInt>>,
+    SqlLiteral<Nullable<BigInt>>,
+    SqlLiteral<Nullable<BigInt>>,
+    SqlLiteral<Nullable<BigInt>>,
+    SqlLiteral<Nullable<BigInt>>,
+    SqlLiteral<Text>,
+);
+
+/// SQLite keeps any value in any column. A value of the wrong storage class is described in
+/// `mistyped`, so it is named rather than read as 0 (text read as a number) or cut to 32 bits
+/// (a large integer read as INTEGER); the numbers are read as 64-bit and checked by the
+/// caller. A sound row costs one chain of `typeof` tests (measured: +0.35 s per million
+/// rows); only a damaged one builds the description. Text columns holding anything else read
+/// as NULL, so a blob is never decoded as text.
+fn sqlite_stored_pet() -> StoredPetColumns {
+    (
+        pets::id,
+        sql("user_id"),
+        sql("CASE WHEN typeof(name) = 'text' THEN name END"),
+        sql("CASE WHEN typeof(species) = 'text' THEN species END"),
+        sql("age"),
+        sql("hunger"),
+        sql("is_alive"),
+        sql("created_at"),
+        sql("updated_at"),
+        sql(SQLITE_MISTYPED),
+    )
+}
+
+const SQLITE_MISTYPED: &str = "CASE WHEN typeof(user_id) = 'integer' \
+     AND typeof(name) = 'text' AND typeof(species) = 'text' AND typeof(age) = 'integer' \
+     AND typeof(hunger) = 'integer' AND typeof(is_alive) = 'integer' \
+     AND typeof(created_at) = 'integer' AND typeof(updated_at) = 'integer' THEN '' \
+     ELSE rtrim(\
+       CASE WHEN typeof(user_id) IN ('integer', 'null') THEN '' \
+            ELSE 'user_id is ' || substr(quote(user_id), 1, 40) || '; ' END || \
+       CASE WHEN typeof(name) IN ('text', 'null') THEN '' \
+            ELSE 'name is ' || substr(quote(name), 1, 40) || '; ' END || \
+       CASE WHEN typeof(species) IN ('text', 'null') THEN '' \
+            ELSE 'species is ' || substr(quote(species), 1, 40) || '; ' END || \
+       CASE WHEN typeof(age) IN ('integer', 'null') THEN '' \
+            ELSE 'age is ' || substr(quote(age), 1, 40) || '; ' END || \
+       CASE WHEN typeof(hunger) IN ('integer', 'null') THEN '' \
+            ELSE 'hunger is ' || substr(quote(hunger), 1, 40) || '; ' END || \
+       CASE WHEN typeof(is_alive) IN ('integer', 'null') THEN '' \
+            ELSE 'is_alive is ' || substr(quote(is_alive), 1, 40) || '; ' END || \
+       CASE WHEN typeof(created_at) IN ('integer', 'null') THEN '' \
+            ELSE 'created_at is ' || substr(quote(created_at), 1, 40) || '; ' END || \
+       CASE WHEN typeof(updated_at) IN ('integer', 'null') THEN '' \
+            ELSE 'updated_at is ' || substr(quote(updated_at), 1, 40) || '; ' END, \
+     '; ') END";
+
+/// PostgreSQL holds its column types, so only the counts need widening to compare them with
+/// the domain (NULLs are still possible where someone dropped a NOT NULL).
+fn pg_stored_pet() -> StoredPetColumns {
+    (
+        pets::id,
+        sql("user_id"),
+        sql("name"),
+        sql("species"),
+        sql("age::int8"),
+        sql("hunger::int8"),
+        sql("(CASE WHEN is_alive THEN 1 WHEN NOT is_alive THEN 0 END)::int8"),
+        sql("created_at"),
+        sql("updated_at"),
+        sql("''::text"),
+    )
+}
+
+/// One page of pets that are not known dead, in id order after `after` (keyset paging keeps
+/// each page cheap), read without trusting them: the loader checks each row. On SQLite that
+/// includes rows whose `is_alive` is damaged (2, NULL, 'abc'), so they are named, not
+/// skipped silently.
+pub fn live_pets_page(conn: &mut DbConn, after: i64, limit: i64) -> QueryResult<Vec<StoredPetRow>> {
+    match conn {
+        DbConn::Sqlite(c) => pets::table
+            .select(sqlite_stored_pet())
+            .filter(sql::<Bool>("is_alive IS NOT 0"))
+            .filter(pets::id.gt(after))
+            .order(pets::id.asc())
+            .limit(limit)
+            .load(c),
+        DbConn::Pg(c) => pets::table
+            .select(pg_stored_pet())
+            .filter(pets::is_alive.eq(true))
+            .filter(pets::id.gt(after))
+            .order(pets::id.asc())
+            .limit(limit)
+            .load(c),
+    }
+}
+
+/// A user's pets, newest first, read without trusting them (a damaged one is shown as such).
+pub fn stored_pets_of_user(
+    conn: &mut DbConn,
+    user_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<StoredPetRow>> {
+    match conn {
+        DbConn::Sqlite(c) => pets::table
+            .select(sqlite_stored_pet())
+            .filter(pets::user_id.eq(user_id))
+            .order(pets::id.desc())
+            .limit(limit)
+            .load(c),
+        DbConn::Pg(c) => pets::table
+            .select(pg_stored_pet())
+            .filter(pets::user_id.eq(user_id))
+            .order(pets::id.desc())
+            .limit(limit)
+            .load(c),
+    }
+}
+
+/// One pet, read without trusting it.
+pub fn find_stored_pet(conn: &mut DbConn, id: PetId) -> QueryResult<Option<StoredPetRow>> {
+    match conn {
+        DbConn::Sqlite(c) => pets::table
+            .select(sqlite_stored_pet())
+            .filter(pets::id.eq(id.0))
+            .first(c)
+            .optional(),
+        DbConn::Pg(c) => pets::table
+            .select(pg_stored_pet())
+            .filter(pets::id.eq(id.0))
+            .first(c)
+            .optional(),
+    }
 }
 
 /// How many pets are alive in the database.
@@ -116,12 +252,14 @@ pub fn all_pets(conn: &mut DbConn) -> QueryResult<Vec<PetRow>> {
         .load(c))
 }
 
-/// Inserts one pet and returns it with its id.
+/// Inserts one pet and returns it with its id, once committed.
 pub fn insert_pet(conn: &mut DbConn, new: &NewPetRow<'_>) -> QueryResult<PetRow> {
-    with_conn!(conn, |c| diesel::insert_into(pets::table)
-        .values(new)
-        .returning(PetRow::as_returning())
-        .get_result(c))
+    with_conn!(conn, |c| c.transaction(|c| diesel::insert_into(
+        pets::table
+    )
+    .values(new)
+    .returning(PetRow::as_returning())
+    .get_result(c)))
 }
 
 /// Rows per multi-row INSERT: 8 binds a row stays under both backends' bind limits.
@@ -147,12 +285,14 @@ pub fn find_user_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<
         .optional())
 }
 
-/// Inserts a user; a taken email surfaces as a unique violation.
+/// Inserts a user, committed on return; a taken email surfaces as a unique violation.
 pub fn insert_user(conn: &mut DbConn, new: &NewUserRow<'_>) -> QueryResult<UserRow> {
-    with_conn!(conn, |c| diesel::insert_into(users::table)
-        .values(new)
-        .returning(UserRow::as_returning())
-        .get_result(c))
+    with_conn!(conn, |c| c.transaction(|c| diesel::insert_into(
+        users::table
+    )
+    .values(new)
+    .returning(UserRow::as_returning())
+    .get_result(c)))
 }
 
 /// Tops every user up to `max` treats; returns how many users changed.
@@ -183,14 +323,16 @@ pub fn insert_session(
     expires_at: i64,
 ) -> QueryResult<usize> {
     use super::schema::sessions;
-    with_conn!(conn, |c| diesel::insert_into(sessions::table)
-        .values((
-            sessions::token_hash.eq(token_hash),
-            sessions::user_id.eq(user_id),
-            sessions::created_at.eq(now),
-            sessions::expires_at.eq(expires_at),
-        ))
-        .execute(c))
+    with_conn!(conn, |c| c.transaction(|c| diesel::insert_into(
+        sessions::table
+    )
+    .values((
+        sessions::token_hash.eq(token_hash),
+        sessions::user_id.eq(user_id),
+        sessions::created_at.eq(now),
+        sessions::expires_at.eq(expires_at),
+    ))
+    .execute(c)))
 }
 
 /// The user of an unexpired session.
@@ -208,13 +350,13 @@ pub fn find_session_user(
         .optional())
 }
 
-/// Revokes a session.
+/// Revokes a session, committed on return.
 pub fn delete_session(conn: &mut DbConn, token_hash: &str) -> QueryResult<usize> {
     use super::schema::sessions;
-    with_conn!(conn, |c| diesel::delete(
+    with_conn!(conn, |c| c.transaction(|c| diesel::delete(
         sessions::table.filter(sessions::token_hash.eq(token_hash))
     )
-    .execute(c))
+    .execute(c)))
 }
 
 /// Removes expired sessions; returns how many.
@@ -227,9 +369,10 @@ pub fn purge_expired_sessions(conn: &mut DbConn, now: i64) -> QueryResult<usize>
 }
 
 /// Spends one treat if the user has any: one conditional UPDATE, so concurrent spends can
-/// never go below zero. Returns the remaining count, or `None` when there was none to spend.
+/// never go below zero. Returns the remaining count once committed, or `None` when there was
+/// none to spend.
 pub fn spend_treat(conn: &mut DbConn, user_id: i64) -> QueryResult<Option<i32>> {
-    with_conn!(conn, |c| diesel::update(
+    with_conn!(conn, |c| c.transaction(|c| diesel::update(
         users::table
             .filter(users::id.eq(user_id))
             .filter(users::available_treats.gt(0))
@@ -237,29 +380,27 @@ pub fn spend_treat(conn: &mut DbConn, user_id: i64) -> QueryResult<Option<i32>> 
     .set(users::available_treats.eq(users::available_treats - 1))
     .returning(users::available_treats)
     .get_result(c)
-    .optional())
+    .optional()))
 }
 
-/// Gives a spent treat back (its pet died before it could eat it), never above `max`.
+/// Adds the refunded treat, never above `max`; returns the count stored, or `None` if the user
+/// is gone. Never refused: when a top-up ran between paying and refunding, the user already
+/// holds `max`, exactly what they would hold had the treat never been spent (the top-up would
+/// have found them full), so the count stays at `max` and that is what the user is told.
+/// Refusing instead left the session showing the count from before the top-up.
 pub fn refund_treat(conn: &mut DbConn, user_id: i64, max: u32) -> QueryResult<Option<i32>> {
     let max = stored_count(max);
-    with_conn!(conn, |c| diesel::update(
-        users::table
-            .filter(users::id.eq(user_id))
-            .filter(users::available_treats.lt(max))
+    with_conn!(conn, |c| c.transaction(|c| diesel::update(
+        users::table.filter(users::id.eq(user_id))
     )
-    .set(users::available_treats.eq(users::available_treats + 1))
+    .set(
+        users::available_treats.eq(case_when(
+            users::available_treats.lt(max),
+            users::available_treats + 1,
+        )
+        .otherwise(users::available_treats))
+    )
     .returning(users::available_treats)
     .get_result(c)
-    .optional())
-}
-
-/// A user's pets, newest first.
-pub fn pets_of_user(conn: &mut DbConn, user_id: i64, limit: i64) -> QueryResult<Vec<PetRow>> {
-    with_conn!(conn, |c| pets::table
-        .filter(pets::user_id.eq(user_id))
-        .order(pets::id.desc())
-        .limit(limit)
-        .select(PetRow::as_select())
-        .load(c))
+    .optional()))
 }

@@ -10,6 +10,7 @@ use crate::error::AppError;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
+use diesel::Connection as _;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use livepet_shared::wire::User;
 use livepet_shared::UserId;
@@ -170,32 +171,49 @@ impl Accounts {
 }
 
 impl Services {
-    /// Creates an account and its first session.
+    /// Creates an account and its first session, both in one transaction: a sign-up that
+    /// cannot be committed (a full disk) leaves neither behind and answers 503.
     pub async fn sign_up(&self, email: &str, password: String) -> Result<NewSession, AppError> {
         validate_registration(email, &password)?;
         let email = normalize_email(email);
         let max_treats = self.accounts.max_treats as i32;
+        let (token, hash) = new_token();
+        let ttl = self.session_ttl_ms();
+        let dirty = self.world.dirty.clone();
         let row = self
             .db(move |c| {
-                let hash = hash_password(&password)?;
-                let new = NewUserRow {
-                    email: &email,
-                    password_hash: &hash,
-                    available_treats: max_treats,
-                    created_at: now_ms(),
-                };
-                match queries::insert_user(c, &new) {
-                    Ok(u) => Ok(u),
-                    Err(diesel::result::Error::DatabaseError(
-                        diesel::result::DatabaseErrorKind::UniqueViolation,
-                        _,
-                    )) => Err(AppError::EmailTaken),
-                    Err(e) => Err(e.into()),
-                }
+                let password_hash = hash_password(&password)?;
+                Services::check_database_file(&dirty)?;
+                c.transaction(|c| {
+                    let now = now_ms();
+                    let new = NewUserRow {
+                        email: &email,
+                        password_hash: &password_hash,
+                        available_treats: max_treats,
+                        created_at: now,
+                    };
+                    let user = match queries::insert_user(c, &new) {
+                        Ok(u) => u,
+                        Err(diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::UniqueViolation,
+                            _,
+                        )) => return Err(AppError::EmailTaken),
+                        Err(e) => return Err(e.into()),
+                    };
+                    queries::insert_session(c, &hash, user.id, now, now.saturating_add(ttl))?;
+                    Ok(user)
+                })
             })
             .await?;
         log::info!("new account {}", row.id);
-        self.start_session(row).await
+        Ok(NewSession {
+            user: User::try_from(&row)?,
+            token,
+        })
+    }
+
+    fn session_ttl_ms(&self) -> i64 {
+        i64::try_from(self.accounts.session_ttl.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// Checks credentials and starts a session. An unknown email and a wrong password run the
@@ -224,17 +242,25 @@ impl Services {
         let user = User::try_from(&row)?;
         let (token, hash) = new_token();
         let now = now_ms();
-        let expires = now + self.accounts.session_ttl.as_millis() as i64;
-        self.db(move |c| Ok(queries::insert_session(c, &hash, row.id, now, expires)?))
-            .await?;
+        let expires = now.saturating_add(self.session_ttl_ms());
+        let dirty = self.world.dirty.clone();
+        self.db(move |c| {
+            Services::check_database_file(&dirty)?;
+            Ok(queries::insert_session(c, &hash, row.id, now, expires)?)
+        })
+        .await?;
         Ok(NewSession { user, token })
     }
 
     /// Revokes the session of this token (nothing happens for an unknown one).
     pub async fn log_out(&self, token: &str) -> Result<(), AppError> {
         let hash = token_hash(token);
-        self.db(move |c| Ok(queries::delete_session(c, &hash)?))
-            .await?;
+        let dirty = self.world.dirty.clone();
+        self.db(move |c| {
+            Services::check_database_file(&dirty)?;
+            Ok(queries::delete_session(c, &hash)?)
+        })
+        .await?;
         Ok(())
     }
 

@@ -1,15 +1,17 @@
 //! Pets as their owners see them: adopting one, listing one's pets, looking one up, and
-//! explaining why a pet that is not alive here cannot be watched or fed.
+//! explaining why a pet that is not alive here cannot be watched or fed. A pet whose stored
+//! row is damaged is shown as damaged (what could be read, and what is wrong), never as a
+//! failed list.
 
 use super::Services;
 use crate::actors::pet::Get;
 use crate::clock::now_ms;
-use crate::db::models::{NewPetRow, PetRow};
+use crate::db::models::{NewPetRow, PetRow, StoredPetRow};
 use crate::db::queries;
 use crate::error::AppError;
-use crate::world::PetRecord;
+use crate::world::{DirtyPets, PetRecord};
 use livepet_shared::rules::{pet_name_problem, NameProblem, PET_NAME_MAX, PET_NAME_MIN};
-use livepet_shared::wire::{NewPet, PetView};
+use livepet_shared::wire::{NewPet, PetListEntry, PetView};
 use livepet_shared::{PetId, PetState, Species, UserId};
 use std::collections::BTreeMap;
 
@@ -45,14 +47,24 @@ pub fn validate_new_pet(p: &NewPet) -> Result<(String, Species), AppError> {
 }
 
 impl Services {
-    /// Adopts a pet: stores it, starts its actor, and answers with the running actor's view,
-    /// so it is ticking before the owner hears of it.
+    /// Refuses a write once the SQLite file the world was loaded from is gone (deleted or
+    /// replaced): whatever is written then is lost, so the honest answer is 503. Call it on
+    /// the blocking pool, just before the write.
+    pub(crate) fn check_database_file(dirty: &DirtyPets) -> Result<(), AppError> {
+        dirty.file.check().map_err(AppError::Unavailable)
+    }
+
+    /// Adopts a pet: stores it (committed before anything else happens), starts its actor,
+    /// and answers with the running actor's view, so it is ticking before the owner hears of
+    /// it. A failed write starts nothing.
     pub async fn adopt(&self, owner: UserId, new: &NewPet) -> Result<PetView, AppError> {
         let (name, species) = validate_new_pet(new)?;
         let newborn = PetState::newborn(&self.world.rules);
         let row = {
             let name = name.clone();
+            let dirty = self.world.dirty.clone();
             self.db(move |c| {
+                Services::check_database_file(&dirty)?;
                 let now = now_ms();
                 Ok(queries::insert_pet(
                     c,
@@ -70,43 +82,50 @@ impl Services {
             })
             .await?
         };
-        let pet = self.world.start_pet(PetRecord {
-            id: PetId(row.id),
-            owner,
-            name: name.into_boxed_str(),
-            species,
-            born_at: row.created_at,
-            state: newborn,
-        });
+        let pet = self
+            .world
+            .try_start_pet(PetRecord {
+                id: PetId(row.id),
+                owner,
+                name: name.into_boxed_str(),
+                species,
+                born_at: row.created_at,
+                state: newborn,
+            })
+            .map_err(|e| AppError::Internal(e.to_string()))?;
         Ok(pet.send(Get).await?)
     }
 
-    /// The owner's pets, newest first, each with its live state when it is alive here.
-    pub async fn pets_of(&self, owner: UserId) -> Result<Vec<PetView>, AppError> {
+    /// The owner's pets, newest first, each with its live state when it is alive here. A pet
+    /// whose stored row is damaged is listed as such (and logged), not a failed list.
+    pub async fn pets_of(&self, owner: UserId) -> Result<Vec<PetListEntry>, AppError> {
         let rows = self
-            .db(move |c| Ok(queries::pets_of_user(c, owner.0, LIST_LIMIT)?))
+            .db(move |c| Ok(queries::stored_pets_of_user(c, owner.0, LIST_LIMIT)?))
             .await?;
-        let mut views = Vec::with_capacity(rows.len());
-        for row in &rows {
-            views.push(self.current_view(row).await?);
+        let mut entries = Vec::with_capacity(rows.len());
+        for stored in rows {
+            entries.push(self.entry(stored).await);
         }
-        Ok(views)
+        Ok(entries)
     }
 
     /// One of the owner's pets; someone else's pet and a missing one are both not found.
-    pub async fn pet_of(&self, owner: UserId, id: PetId) -> Result<PetView, AppError> {
+    pub async fn pet_of(&self, owner: UserId, id: PetId) -> Result<PetListEntry, AppError> {
         // A live pet answers from memory.
         if let Some(pet) = self.world.registry.get(id) {
             if let Ok(view) = pet.send(Get).await {
                 return if view.owner_id == owner {
-                    Ok(view)
+                    Ok(PetListEntry {
+                        pet: view,
+                        damaged: None,
+                    })
                 } else {
                     Err(NO_SUCH_PET)
                 };
             }
         }
         match self.stored_pet(id).await? {
-            Some(row) if row.user_id == owner.0 => self.current_view(&row).await,
+            Some(stored) if stored.user_id == Some(owner.0) => Ok(self.entry(stored).await),
             _ => Err(NO_SUCH_PET),
         }
     }
@@ -120,28 +139,57 @@ impl Services {
         acting: bool,
     ) -> Result<PetView, AppError> {
         match self.stored_pet(id).await? {
-            Some(row) if row.user_id != user.0 => {
+            Some(row) if row.user_id != Some(user.0) => {
                 Err(AppError::Forbidden("this pet belongs to someone else"))
             }
-            Some(_) if acting => Err(AppError::PetDead),
-            Some(row) => Ok(PetView::try_from(&row)?),
+            Some(row) => {
+                let row = PetRow::try_from(row)?;
+                if acting {
+                    Err(AppError::PetDead)
+                } else {
+                    Ok(PetView::try_from(&row)?)
+                }
+            }
             None => Err(AppError::NotFound("there is no such pet")),
         }
     }
 
-    async fn stored_pet(&self, id: PetId) -> Result<Option<PetRow>, AppError> {
-        self.db(move |c| Ok(queries::find_pet(c, id)?)).await
+    async fn stored_pet(&self, id: PetId) -> Result<Option<StoredPetRow>, AppError> {
+        self.db(move |c| Ok(queries::find_stored_pet(c, id)?)).await
     }
 
-    /// The freshest view of a stored pet: the live actor's state when it is alive here.
-    async fn current_view(&self, row: &PetRow) -> Result<PetView, AppError> {
-        if row.is_alive {
-            if let Some(pet) = self.world.registry.get(PetId(row.id)) {
-                if let Ok(view) = pet.send(Get).await {
-                    return Ok(view);
+    /// The list entry of a stored pet: its freshest view (the live actor's state when it is
+    /// alive here), or, when its row is damaged, what could be read and what is wrong.
+    async fn entry(&self, stored: StoredPetRow) -> PetListEntry {
+        let damaged_view = stored.damaged_view();
+        let checked = PetRow::try_from(stored).and_then(|row| {
+            let view = PetView::try_from(&row)?;
+            Ok((row.is_alive, view))
+        });
+        match checked {
+            Ok((alive, view)) => PetListEntry {
+                pet: self.live_view(alive, view).await,
+                damaged: None,
+            },
+            Err(e) => {
+                log::error!("{e}; pet {} is listed as damaged", e.id);
+                PetListEntry {
+                    pet: damaged_view,
+                    damaged: Some(e.problem),
                 }
             }
         }
-        Ok(PetView::try_from(row)?)
+    }
+
+    /// The live actor's view of a stored pet that is alive here; the stored view otherwise.
+    async fn live_view(&self, alive: bool, stored: PetView) -> PetView {
+        if alive {
+            if let Some(pet) = self.world.registry.get(stored.id) {
+                if let Ok(view) = pet.send(Get).await {
+                    return view;
+                }
+            }
+        }
+        stored
     }
 }

@@ -28,32 +28,55 @@ impl Services {
             Some(o) if o == user => return Err(AppError::OwnPet),
             Some(_) => {}
         }
-        let Some(left) = self
-            .db(move |c| Ok(queries::spend_treat(c, user.0)?))
-            .await?
-        else {
-            return Err(AppError::NoTreats);
-        };
+        let left = self.pay_treat(user).await?;
         let fed = match self.world.registry.get(pet) {
             Some(addr) => matches!(addr.send(Treat { by: user }).await, Ok(Ok(_))),
             None => false,
         };
-        let mut available = u32::try_from(left).unwrap_or(0);
         if !fed {
             // The pet died after we paid: give the treat back.
-            let max = self.world.rules.max_treats;
-            if let Ok(Some(n)) = self
-                .db(move |c| Ok(queries::refund_treat(c, user.0, max)?))
-                .await
-            {
-                available = u32::try_from(n).unwrap_or(0);
+            if let Err(e) = self.refund_treat(user).await {
+                e.log_cause();
+                log::error!("could not refund user {user}'s treat for pet {pet}: {e}");
+                self.presence.do_send(TreatsChanged {
+                    user,
+                    available: left,
+                });
             }
-            self.presence.do_send(TreatsChanged { user, available });
             return Err(AppError::NotActive(
                 "that pet is gone; your treat was returned",
             ));
         }
-        self.presence.do_send(TreatsChanged { user, available });
+        self.presence.do_send(TreatsChanged {
+            user,
+            available: left,
+        });
         Ok(())
+    }
+
+    /// Takes one treat from `user`, committed on return; returns how many are left.
+    pub async fn pay_treat(&self, user: UserId) -> Result<u32, AppError> {
+        match self
+            .db(move |c| Ok(queries::spend_treat(c, user.0)?))
+            .await?
+        {
+            Some(left) => Ok(u32::try_from(left).unwrap_or(0)),
+            None => Err(AppError::NoTreats),
+        }
+    }
+
+    /// Gives `user` back a treat that was paid for but not eaten, committed on return, and
+    /// tells every session of the user the count now stored.
+    pub async fn refund_treat(&self, user: UserId) -> Result<u32, AppError> {
+        let max = self.world.rules.max_treats;
+        let stored = self
+            .db(move |c| Ok(queries::refund_treat(c, user.0, max)?))
+            .await?;
+        let Some(available) = stored else {
+            return Err(AppError::NotFound("that user no longer exists"));
+        };
+        let available = u32::try_from(available).unwrap_or(0);
+        self.presence.do_send(TreatsChanged { user, available });
+        Ok(available)
     }
 }

@@ -41,6 +41,9 @@ pub struct PetCell {
     id: PetId,
     /// age | hunger << 32 | alive << 63
     state: AtomicU64,
+    /// The last living state, kept when the pet dies: until its death is durable, that is
+    /// what anyone asking sees (packed like `state`).
+    before_death: AtomicU64,
     /// When the state was produced (ms since the epoch).
     at: AtomicI64,
     /// Whether this cell is in the dirty list: it is listed once per flush, however often
@@ -66,6 +69,7 @@ impl PetCell {
         let cell = PetCell {
             id,
             state: AtomicU64::new(0),
+            before_death: AtomicU64::new(0),
             at: AtomicI64::new(0),
             dirty: AtomicBool::new(false),
             flags: AtomicU8::new(0),
@@ -80,11 +84,16 @@ impl PetCell {
 
     /// The pet's current state.
     pub fn state(&self) -> PetState {
-        let packed = self.state.load(Ordering::Relaxed);
-        PetState {
-            age: packed as u32,
-            hunger: ((packed >> 32) as u32) & 0x7FFF_FFFF,
-            alive: packed >> 63 == 1,
+        unpack(self.state.load(Ordering::Relaxed))
+    }
+
+    /// The state the pet had just before it died (its current state while it lives).
+    pub fn last_alive(&self) -> PetState {
+        let state = self.state();
+        if state.alive {
+            state
+        } else {
+            unpack(self.before_death.load(Ordering::Relaxed))
         }
     }
 
@@ -122,6 +131,11 @@ impl PetCell {
         let packed = u64::from(s.age)
             | (u64::from(s.hunger.min(0x7FFF_FFFF)) << 32)
             | (u64::from(s.alive) << 63);
+        // Only the pet's own thread stores, so load-then-store cannot miss a change.
+        let old = self.state.load(Ordering::Relaxed);
+        if !s.alive && old >> 63 == 1 {
+            self.before_death.store(old, Ordering::Relaxed);
+        }
         self.state.store(packed, Ordering::Relaxed);
         self.at.store(at, Ordering::Relaxed);
     }
@@ -170,6 +184,14 @@ impl PetCell {
     }
 }
 
+fn unpack(packed: u64) -> PetState {
+    PetState {
+        age: packed as u32,
+        hunger: ((packed >> 32) as u32) & 0x7FFF_FFFF,
+        alive: packed >> 63 == 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +214,25 @@ mod tests {
                 at: 1234
             }
         );
+    }
+
+    #[test]
+    fn the_last_living_state_outlives_the_death() {
+        let alive = PetState {
+            age: 10,
+            hunger: 500,
+            alive: true,
+        };
+        let cell = PetCell::new(PetId(3), alive, 1);
+        assert_eq!(cell.last_alive(), alive);
+        let dead = PetState {
+            age: 11,
+            alive: false,
+            ..alive
+        };
+        cell.store(dead, 2);
+        assert_eq!(cell.state(), dead);
+        assert_eq!(cell.last_alive(), alive);
     }
 
     #[test]

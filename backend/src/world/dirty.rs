@@ -1,11 +1,32 @@
-//! DirtyPets: which pets changed since the last flush, and the newest state of each.
+//! DirtyPets: what the persister must write — which pets changed since the last flush and
+//! the newest state of each, the deaths waiting to be durable before anyone is told — and
+//! [`DbFile`], whether the SQLite file it writes to is still the one the world was loaded
+//! from.
 
 use super::cell::{PetCell, Snapshot};
+use crate::actors::pet::DeathDurable;
+use actix::Recipient;
 use livepet_shared::{PetId, PetState};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A pet's death waiting to be durable: its final state, and its actor, which shows the
+/// death to its viewers only once told it is written.
+pub struct PendingDeath {
+    pub snapshot: Snapshot,
+    pub actor: Recipient<DeathDurable>,
+}
+
+/// The deaths no write has made durable yet, and whether a courier is already carrying
+/// them to the persister (see `actors::persister::carry_deaths`).
+#[derive(Default)]
+struct Deaths {
+    pending: Vec<PendingDeath>,
+    courier: bool,
+}
 
 /// Pets changed since the last flush. Each pet owns a [`PetCell`] with its newest state;
 /// the first change after a flush puts the cell on its shard's list, later changes only
@@ -17,6 +38,9 @@ pub struct DirtyPets {
     /// Snapshots a failed write handed back; written by the next flush unless the pet has
     /// a newer state by then. Only used after database failures.
     restored: Mutex<HashMap<PetId, Snapshot>>,
+    deaths: Mutex<Deaths>,
+    /// The SQLite file every write must land in.
+    pub file: DbFile,
 }
 
 impl DirtyPets {
@@ -24,7 +48,61 @@ impl DirtyPets {
         DirtyPets {
             shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
             restored: Mutex::default(),
+            deaths: Mutex::default(),
+            file: DbFile::default(),
         }
+    }
+
+    fn deaths(&self) -> std::sync::MutexGuard<'_, Deaths> {
+        // A poisoned lock only means a thread panicked mid-push; the list is still valid.
+        self.deaths.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a death to be written before it is shown. Returns true when no courier is
+    /// carrying deaths to the persister: the caller starts one (it alone, so one courier
+    /// serves any number of deaths).
+    pub fn add_death(&self, death: PendingDeath) -> bool {
+        let mut deaths = self.deaths();
+        deaths.pending.push(death);
+        !std::mem::replace(&mut deaths.courier, true)
+    }
+
+    /// Takes every death waiting to be written.
+    pub fn take_deaths(&self) -> Vec<PendingDeath> {
+        std::mem::take(&mut self.deaths().pending)
+    }
+
+    /// Puts back deaths a failed write could not make durable; the next write retries them.
+    pub fn return_deaths(&self, mut back: Vec<PendingDeath>) {
+        if back.is_empty() {
+            return;
+        }
+        let mut deaths = self.deaths();
+        back.append(&mut deaths.pending);
+        deaths.pending = back;
+    }
+
+    /// Called by the courier when a write succeeded: it may stop once nothing waits (under
+    /// the same lock as [`add_death`](Self::add_death), so no death is left without one).
+    pub fn courier_may_stop(&self) -> bool {
+        let mut deaths = self.deaths();
+        if deaths.pending.is_empty() {
+            deaths.courier = false;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The courier stopped without finishing (the persister is gone): the next death starts
+    /// a new one.
+    pub fn courier_stopped(&self) {
+        self.deaths().courier = false;
+    }
+
+    /// Deaths not yet durable (so not yet shown).
+    pub fn deaths_pending(&self) -> usize {
+        self.deaths().pending.len()
     }
 
     fn shard(&self, id: PetId) -> &Mutex<Vec<Arc<PetCell>>> {
@@ -100,5 +178,120 @@ impl DirtyPets {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The identity (device and inode) of the SQLite file the world was loaded from, and whether
+/// it is still the file at that path. A file deleted or replaced while the server runs would
+/// otherwise take every later write with it silently: writes go on into the unlinked file,
+/// and the next start finds nothing (or someone else's data). Once lost, it stays lost:
+/// writing into whatever file now has that name would be no better.
+#[derive(Default)]
+pub struct DbFile {
+    known: OnceLock<(PathBuf, FileId)>,
+    lost: OnceLock<String>,
+}
+
+/// Device and inode of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+fn file_id(path: &Path) -> std::io::Result<FileId> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path)?;
+    Ok(FileId {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
+}
+
+impl DbFile {
+    /// Remembers the file at `path` as the one every write must land in (the first call
+    /// wins). Not called for PostgreSQL, where there is no file to watch.
+    pub fn record(&self, path: &Path) -> std::io::Result<()> {
+        let id = file_id(path)?;
+        let _ = self.known.set((path.to_path_buf(), id));
+        Ok(())
+    }
+
+    /// Whether the file at the recorded path is still the recorded file; `Err` says what
+    /// happened to it. The first call that finds it gone logs it, loudly, once.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(why) = self.lost.get() {
+            return Err(why.clone());
+        }
+        let Some((path, was)) = self.known.get() else {
+            return Ok(());
+        };
+        let why = match file_id(path) {
+            Ok(now) if now == *was => return Ok(()),
+            Ok(now) => format!(
+                "the database file {} was replaced while the server ran (it was device {} \
+                 inode {}, it is now device {} inode {})",
+                path.display(),
+                was.dev,
+                was.ino,
+                now.dev,
+                now.ino
+            ),
+            Err(e) => format!(
+                "the database file {} was deleted or moved while the server ran ({e})",
+                path.display()
+            ),
+        };
+        if self.lost.set(why.clone()).is_ok() {
+            log::error!(
+                "{why}: nothing more can be saved and writes are refused; pet states since \
+                 the last flush are lost unless the file is put back before a restart"
+            );
+        }
+        Err(why)
+    }
+
+    /// Why the file is lost, if it is.
+    pub fn lost(&self) -> Option<&str> {
+        self.lost.get().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deleted_or_replaced_file_is_lost_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        std::fs::write(&path, b"one").unwrap();
+        let file = DbFile::default();
+        assert_eq!(file.check(), Ok(()), "nothing recorded: nothing to check");
+        file.record(&path).unwrap();
+        assert_eq!(file.check(), Ok(()));
+        std::fs::write(&path, b"rewritten in place").unwrap();
+        assert_eq!(file.check(), Ok(()), "the same file, written to");
+
+        std::fs::remove_file(&path).unwrap();
+        let why = file.check().unwrap_err();
+        assert!(why.contains("deleted or moved"), "{why}");
+        // A new file under the old name does not bring it back.
+        std::fs::write(&path, b"another").unwrap();
+        assert_eq!(file.check().unwrap_err(), why);
+        assert_eq!(file.lost(), Some(why.as_str()));
+    }
+
+    #[test]
+    fn a_file_replaced_under_its_name_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, other) = (dir.path().join("x.db"), dir.path().join("other.db"));
+        std::fs::write(&path, b"one").unwrap();
+        std::fs::write(&other, b"two").unwrap();
+        let file = DbFile::default();
+        file.record(&path).unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        let why = file.check().unwrap_err();
+        assert!(why.contains("was replaced"), "{why}");
     }
 }

@@ -1,8 +1,11 @@
 //! Bringing the stored world to life at startup: every live pet, page by page, validated and
-//! started on the arbiters.
+//! started on the arbiters. A damaged row (a count that does not fit, a value of the wrong
+//! type, a NULL, an unknown species, an `is_alive` that is neither 0 nor 1) is skipped with a
+//! line naming the pet and what is wrong: one bad row never stops the world, and is never
+//! started with a plausible-looking guess instead of its real state.
 
 use super::{PetRecord, World};
-use crate::db::models::{PetRow, RowError};
+use crate::db::models::{PetRow, RowError, StoredPetRow};
 use crate::db::{self, queries};
 use anyhow::Context as _;
 use livepet_shared::{PetId, Species, UserId};
@@ -32,6 +35,14 @@ impl TryFrom<PetRow> for PetRecord {
     }
 }
 
+impl TryFrom<StoredPetRow> for PetRecord {
+    type Error = RowError;
+
+    fn try_from(r: StoredPetRow) -> Result<Self, RowError> {
+        PetRecord::try_from(PetRow::try_from(r)?)
+    }
+}
+
 /// Reads every live pet page by page and starts them on the arbiters; a damaged row is
 /// skipped with a line naming the pet. Blocking: call it from a blocking thread.
 pub fn load_pets(url: &db::DbUrl, world: &Arc<World>) -> anyhow::Result<usize> {
@@ -41,6 +52,7 @@ pub fn load_pets(url: &db::DbUrl, world: &Arc<World>) -> anyhow::Result<usize> {
     let mut after = 0i64;
     let mut started = 0usize;
     let mut next_log = LOG_EVERY;
+    let mut damaged = 0usize;
     loop {
         let rows =
             queries::live_pets_page(&mut conn, after, LOAD_PAGE).context("reading live pets")?;
@@ -51,7 +63,8 @@ pub fn load_pets(url: &db::DbUrl, world: &Arc<World>) -> anyhow::Result<usize> {
             .filter_map(|row| match PetRecord::try_from(row) {
                 Ok(rec) => Some(rec),
                 Err(e) => {
-                    log::warn!("{e}; not started");
+                    log::error!("{e}; pet {} not started", e.id);
+                    damaged += 1;
                     None
                 }
             })
@@ -65,6 +78,12 @@ pub fn load_pets(url: &db::DbUrl, world: &Arc<World>) -> anyhow::Result<usize> {
             );
             next_log += LOG_EVERY;
         }
+    }
+    if damaged > 0 {
+        log::error!(
+            "{damaged} damaged pet row(s) skipped; each is named above. Repair them and restart \
+             to bring those pets back"
+        );
     }
     Ok(started)
 }

@@ -47,22 +47,42 @@ pub struct World {
     pub persister: Addr<Persister>,
 }
 
+/// A pet could not be started: another actor is already live under its id.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("pet {id} is already alive in this process; not started twice")]
+pub struct AlreadyLive {
+    pub id: PetId,
+    /// The actor that is live under that id.
+    pub live: Addr<PetActor>,
+}
+
 impl World {
-    /// Starts one pet on its arbiter and registers it. The actor starts asynchronously; send
-    /// it a message and await the reply to know it is running.
-    pub fn start_pet(self: &Arc<Self>, rec: PetRecord) -> Addr<PetActor> {
+    /// Starts one pet on its arbiter and registers it, unless its id is already live (then
+    /// nothing starts). The actor starts asynchronously; send it a message and await the
+    /// reply to know it is running.
+    pub fn try_start_pet(self: &Arc<Self>, rec: PetRecord) -> Result<Addr<PetActor>, AlreadyLive> {
         let id = rec.id;
         let world = Arc::clone(self);
-        let addr = PetActor::start_in_arbiter(self.registry.arbiter_for(id), move |_| {
-            PetActor::new(rec, world)
-        });
-        self.registry.insert(id, addr.clone());
-        addr
+        let arbiter = self.registry.arbiter_for(id);
+        self.registry
+            .insert_new(id, || {
+                PetActor::start_in_arbiter(arbiter, move |_| PetActor::new(rec, world))
+            })
+            .map_err(|live| AlreadyLive { id, live })
+    }
+
+    /// Like [`try_start_pet`](Self::try_start_pet), but when the id is already live it
+    /// logs that and hands back the live actor.
+    pub fn start_pet(self: &Arc<Self>, rec: PetRecord) -> Addr<PetActor> {
+        self.try_start_pet(rec).unwrap_or_else(|e| {
+            log::error!("{e}");
+            e.live
+        })
     }
 
     /// Starts many pets, each batch built directly on its own arbiter thread (one message per
-    /// arbiter, not one per pet). Blocks until all of them are registered; call it from a
-    /// blocking thread.
+    /// arbiter, not one per pet). Blocks until all of them are running; call it from a
+    /// blocking thread. Returns how many started (an id already live is not started again).
     pub fn start_many(self: &Arc<Self>, recs: Vec<PetRecord>) -> usize {
         let n = self.registry.arbiter_count();
         let mut per: Vec<Vec<PetRecord>> = (0..n).map(|_| Vec::new()).collect();
@@ -78,13 +98,21 @@ impl World {
             let world = Arc::clone(self);
             let tx = tx.clone();
             let accepted = self.registry.arbiter(i).spawn_fn(move || {
-                let count = batch.len();
+                let mut started = 0;
                 for rec in batch {
                     let id = rec.id;
-                    let addr = PetActor::new(rec, Arc::clone(&world)).start();
-                    world.registry.insert(id, addr);
+                    let actor = PetActor::new(rec, Arc::clone(&world));
+                    match world.registry.insert_new(id, || actor.start()) {
+                        Ok(_) => started += 1,
+                        Err(_) => log::error!("pet {id} is already alive; not started twice"),
+                    }
                 }
-                let _ = tx.send(count);
+                // Answer from a task queued behind the actors just spawned: the arbiter runs
+                // its tasks in order, so by then each has run `started` (it is ticking and
+                // counted in `livepet_pets_alive`), not merely been registered.
+                actix::spawn(async move {
+                    let _ = tx.send(started);
+                });
             });
             if accepted {
                 sent += 1;

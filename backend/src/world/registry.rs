@@ -4,6 +4,10 @@
 //! Not an actor: every request and every watch looks pets up, so one mailbox would become the
 //! bottleneck at a million pets. It is a sharded map instead; lookups take a read lock on
 //! one of many shards and never wait on a tick.
+//!
+//! An id has at most one live actor: registering an id that is already live is refused
+//! before a second actor starts, and an actor that stops removes only its own entry, never
+//! a newer actor's under the same id (which would leave that pet unreachable).
 
 use crate::actors::pet::PetActor;
 use actix::{Addr, Arbiter, ArbiterHandle};
@@ -61,14 +65,36 @@ impl PetRegistry {
             .cloned()
     }
 
-    pub fn insert(&self, id: PetId, addr: Addr<PetActor>) {
-        self.shard(id)
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, addr);
+    /// Registers the actor `start` starts, unless `id` is already live: then nothing is
+    /// started and the live actor's address is the error. `start` runs under the shard's
+    /// lock, so two starts of one id cannot both get through; it must only start the actor
+    /// (which runs asynchronously), never wait for it.
+    pub fn insert_new(
+        &self,
+        id: PetId,
+        start: impl FnOnce() -> Addr<PetActor>,
+    ) -> Result<Addr<PetActor>, Addr<PetActor>> {
+        let mut shard = self.shard(id).write().unwrap_or_else(|e| e.into_inner());
+        match shard.entry(id) {
+            std::collections::hash_map::Entry::Occupied(live) => Err(live.get().clone()),
+            std::collections::hash_map::Entry::Vacant(slot) => Ok(slot.insert(start()).clone()),
+        }
     }
 
-    /// Forgets a pet (it died).
+    /// Forgets the pet `id` if `addr` is its registered actor: a stopping actor calls this
+    /// with its own address, so it can never remove another actor's entry.
+    pub fn forget_if(&self, id: PetId, addr: &Addr<PetActor>) -> bool {
+        let mut shard = self.shard(id).write().unwrap_or_else(|e| e.into_inner());
+        if shard.get(&id) == Some(addr) {
+            shard.remove(&id);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forgets whatever actor is registered under `id` (tests and tools; actors use
+    /// [`forget_if`](Self::forget_if)).
     pub fn forget(&self, id: PetId) {
         self.shard(id)
             .write()

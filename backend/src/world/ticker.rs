@@ -3,7 +3,7 @@
 //! A pet is an actor for everything that comes from outside (feed, treat, watch, get), but
 //! its ticks do not go through its mailbox: the thread's ticker applies them to the pet's
 //! [`PetCell`] directly, a slot of pets at a time. The period is cut into 100 ms slots on a
-//! wall-clock grid and each pet has one slot (spread by id), so a thread wakes ten times a
+//! monotonic grid and each pet has one slot (spread by id), so a thread wakes ten times a
 //! second and touches one small cell per pet, instead of waking a million actor tasks
 //! through a million timers (measured: the timer wake-ups and mailbox polls of the actors
 //! were most of the tick CPU). Only a watched pet's actor hears about a tick, to send the
@@ -12,6 +12,10 @@
 //!
 //! The ticker runs on the same thread as its pets' actors, so a tick never interleaves with
 //! a message handler.
+//!
+//! The grid follows the monotonic clock (`Instant`), never the wall clock: on a wall-clock
+//! grid an NTP step backwards froze every pet for the length of the step and a step forwards
+//! ticked every pet at once. The wall clock only stamps the states (`at`).
 
 use super::{PetCell, World};
 use crate::actors::pet::Ticked;
@@ -21,10 +25,13 @@ use livepet_shared::PetId;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Width of one slot of the tick grid.
 pub const SLOT: Duration = Duration::from_millis(100);
+
+/// A wake-up this late means the whole process was paused or starved; worth a log line.
+const LATE: Duration = Duration::from_secs(1);
 
 thread_local! {
     static TICKER: RefCell<Option<Rc<Ticker>>> = const { RefCell::new(None) };
@@ -32,7 +39,7 @@ thread_local! {
 
 pub struct Ticker {
     world: Arc<World>,
-    slot_ms: i64,
+    slot_ms: u64,
     /// The pets of each slot of the period.
     slots: RefCell<Vec<Vec<Arc<PetCell>>>>,
 }
@@ -47,8 +54,10 @@ impl Ticker {
                     return ticker.clone();
                 }
             }
-            let period_ms = world.tick.as_millis().max(1) as i64;
-            let slot_ms = (SLOT.as_millis() as i64).min(period_ms);
+            let period_ms = u64::try_from(world.tick.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            let slot_ms = (SLOT.as_millis() as u64).min(period_ms);
             let slots = (period_ms / slot_ms).max(1) as usize;
             let ticker = Rc::new(Ticker {
                 world: world.clone(),
@@ -72,17 +81,31 @@ impl Ticker {
     }
 
     async fn run(self: Rc<Self>) {
-        let slots = self.slots.borrow().len() as i64;
-        let mut done = now_ms().div_euclid(self.slot_ms);
+        let slots = self.slots.borrow().len() as u64;
+        let origin = Instant::now();
+        // Slot g of the grid starts at origin + g slots.
+        let slot_of = |t: Instant| {
+            u64::try_from(t.duration_since(origin).as_millis() / u128::from(self.slot_ms))
+                .unwrap_or(u64::MAX)
+        };
+        let mut done = 0;
         loop {
-            let now = now_ms();
-            let next = (now.div_euclid(self.slot_ms) + 1) * self.slot_ms;
-            actix_rt::time::sleep(Duration::from_millis((next - now).max(1) as u64)).await;
-            let current = now_ms().div_euclid(self.slot_ms);
+            let next = origin + Duration::from_millis((slot_of(Instant::now()) + 1) * self.slot_ms);
+            actix_rt::time::sleep_until(next.into()).await;
+            let woke = Instant::now();
+            let late = woke.saturating_duration_since(next);
+            if late >= LATE {
+                log::warn!(
+                    "pet thread woke {:.1} s late: the process was paused or starved; each pet \
+                     ticks at most once for the time missed",
+                    late.as_secs_f64()
+                );
+            }
+            let current = slot_of(woke);
             // After a stall, catch up on the slots missed, but at most one period's worth:
             // every pet ticks at most once per period.
-            for g in (done + 1).max(current - slots + 1)..=current {
-                self.tick_slot(g.rem_euclid(slots) as usize);
+            for g in (done + 1).max((current + 1).saturating_sub(slots))..=current {
+                self.tick_slot((g % slots) as usize);
             }
             done = done.max(current);
         }

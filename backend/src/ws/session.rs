@@ -3,6 +3,7 @@
 //! services, and writes what comes back. Rules and multi-step operations (paying for a
 //! treat) live in `services/` and the pet actor.
 
+use super::heartbeat::{Beat, Heartbeat};
 use super::protocol::{self, FrameError};
 use crate::actors::encode;
 use crate::actors::pet::{Feed, PetActor, PetFrame, Unwatch, ViewerId, Watch};
@@ -20,10 +21,6 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The server pings this often.
-const HEARTBEAT: Duration = Duration::from_secs(10);
-/// A client silent for this long is dropped.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest frame accepted from a client.
 pub const MAX_FRAME: usize = 16 * 1024;
 /// Refused frames within one abuse window after which the socket is closed.
@@ -43,7 +40,7 @@ pub struct ViewerSession {
     user: UserId,
     state: web::Data<AppState>,
     watching: HashMap<PetId, Addr<PetActor>>,
-    last_seen: Instant,
+    heartbeat: Heartbeat,
     limiter: DefaultDirectRateLimiter,
     refused: u32,
     refused_since: Instant,
@@ -58,10 +55,10 @@ impl ViewerSession {
         let burst = NonZeroU32::new(per_second.saturating_mul(2)).unwrap_or(NonZeroU32::MIN);
         ViewerSession {
             id: NEXT_VIEWER.fetch_add(1, Ordering::Relaxed),
+            heartbeat: Heartbeat::new(state.settings.ws_timeout, Instant::now()),
             user,
             state,
             watching: HashMap::new(),
-            last_seen: Instant::now(),
             limiter: governor::RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             refused: 0,
             refused_since: Instant::now(),
@@ -262,12 +259,14 @@ impl Actor for ViewerSession {
         // (its session is then no longer polled) costs at most this many queued frames.
         ctx.set_mailbox_capacity(SESSION_MAILBOX);
         self.state.metrics().ws_connections.inc();
-        ctx.run_interval(HEARTBEAT, |act, ctx| {
-            if act.last_seen.elapsed() > CLIENT_TIMEOUT {
-                log::info!("session {} timed out", act.id);
-                ctx.stop();
-            } else {
-                ctx.ping(b"");
+        ctx.run_interval(self.heartbeat.every(), |act, ctx| {
+            match act.heartbeat.beat(Instant::now()) {
+                Beat::Ping => ctx.ping(b""),
+                Beat::Skip => {}
+                Beat::TimedOut => {
+                    log::info!("session {} timed out", act.id);
+                    ctx.stop();
+                }
             }
         });
         let connect = Connect {
@@ -321,7 +320,7 @@ impl Actor for ViewerSession {
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ViewerSession {
     fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Ctx) {
-        self.last_seen = Instant::now();
+        self.heartbeat.seen(Instant::now());
         let msg = match item {
             Ok(m) => m,
             Err(ws::ProtocolError::Overflow) => {

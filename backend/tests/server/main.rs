@@ -21,5 +21,7 @@ mod hostile;
 mod live;
 mod persistence;
 mod pets_api;
+mod process_faults;
 mod reliability;
 mod security;
+mod storage;
