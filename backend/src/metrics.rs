@@ -42,6 +42,9 @@ pub struct Metrics {
     /// When the last successful flush finished (ms since the epoch); the lag is computed from
     /// it at scrape time so it keeps growing while the database is away.
     last_flush_ok_ms: AtomicI64,
+    /// The monotonic origin of `last_flush_ok_ms`: the lag is measured on a clock that a
+    /// wall-clock step cannot move.
+    origin: std::time::Instant,
     scrape_hook: OnceLock<ScrapeHook>,
 }
 
@@ -151,7 +154,8 @@ impl Metrics {
                 "livepet_csp_violations_total",
                 "Content-Security-Policy violations reported by browsers",
             ),
-            last_flush_ok_ms: AtomicI64::new(crate::clock::now_ms()),
+            last_flush_ok_ms: AtomicI64::new(0),
+            origin: std::time::Instant::now(),
             scrape_hook: OnceLock::new(),
             registry: r,
         }
@@ -163,13 +167,18 @@ impl Metrics {
         self.persist_rows.set(rows as i64);
         self.persist_seconds.set(seconds);
         self.last_flush_ok_ms
-            .store(crate::clock::now_ms(), Ordering::Relaxed);
+            .store(self.monotonic_ms(), Ordering::Relaxed);
     }
 
-    /// Seconds since the last successful flush.
+    /// Milliseconds since this `Metrics` was made, on the monotonic clock.
+    fn monotonic_ms(&self) -> i64 {
+        i64::try_from(self.origin.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Seconds since the last successful flush (since start before the first one).
     pub fn persist_lag(&self) -> f64 {
         let last = self.last_flush_ok_ms.load(Ordering::Relaxed);
-        (crate::clock::now_ms() - last).max(0) as f64 / 1000.0
+        (self.monotonic_ms() - last).max(0) as f64 / 1000.0
     }
 
     /// Has `read` bring gauges up to date before each scrape (the first hook set wins; the
