@@ -122,32 +122,48 @@ fn sqlite_stored_pet() -> StoredPetColumns {
         sql("is_alive"),
         sql("created_at"),
         sql("updated_at"),
-        sql(SQLITE_MISTYPED),
+        sql(sqlite_mistyped()),
     )
 }
 
-const SQLITE_MISTYPED: &str = "CASE WHEN typeof(user_id) = 'integer' \
-     AND typeof(name) = 'text' AND typeof(species) = 'text' AND typeof(age) = 'integer' \
-     AND typeof(hunger) = 'integer' AND typeof(is_alive) = 'integer' \
-     AND typeof(created_at) = 'integer' AND typeof(updated_at) = 'integer' THEN '' \
-     ELSE rtrim(\
-       CASE WHEN typeof(user_id) IN ('integer', 'null') THEN '' \
-            ELSE 'user_id is ' || substr(quote(user_id), 1, 40) || '; ' END || \
-       CASE WHEN typeof(name) IN ('text', 'null') THEN '' \
-            ELSE 'name is ' || substr(quote(name), 1, 40) || '; ' END || \
-       CASE WHEN typeof(species) IN ('text', 'null') THEN '' \
-            ELSE 'species is ' || substr(quote(species), 1, 40) || '; ' END || \
-       CASE WHEN typeof(age) IN ('integer', 'null') THEN '' \
-            ELSE 'age is ' || substr(quote(age), 1, 40) || '; ' END || \
-       CASE WHEN typeof(hunger) IN ('integer', 'null') THEN '' \
-            ELSE 'hunger is ' || substr(quote(hunger), 1, 40) || '; ' END || \
-       CASE WHEN typeof(is_alive) IN ('integer', 'null') THEN '' \
-            ELSE 'is_alive is ' || substr(quote(is_alive), 1, 40) || '; ' END || \
-       CASE WHEN typeof(created_at) IN ('integer', 'null') THEN '' \
-            ELSE 'created_at is ' || substr(quote(created_at), 1, 40) || '; ' END || \
-       CASE WHEN typeof(updated_at) IN ('integer', 'null') THEN '' \
-            ELSE 'updated_at is ' || substr(quote(updated_at), 1, 40) || '; ' END, \
-     '; ') END";
+/// The pet columns a loaded row is checked for, with the storage class each must have.
+const SQLITE_COLUMN_TYPES: [(&str, &str); 8] = [
+    ("user_id", "integer"),
+    ("name", "text"),
+    ("species", "text"),
+    ("age", "integer"),
+    ("hunger", "integer"),
+    ("is_alive", "integer"),
+    ("created_at", "integer"),
+    ("updated_at", "integer"),
+];
+
+/// An SQL expression that is '' for a row whose columns all have their storage class, and
+/// otherwise names each mistyped column and its value (`age is 'abc'; name is X'00'`).
+/// NULLs are let through here: the caller names them.
+fn sqlite_mistyped() -> &'static str {
+    static EXPR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    EXPR.get_or_init(|| {
+        let sound: Vec<String> = SQLITE_COLUMN_TYPES
+            .iter()
+            .map(|(c, t)| format!("typeof({c}) = '{t}'"))
+            .collect();
+        let named: Vec<String> = SQLITE_COLUMN_TYPES
+            .iter()
+            .map(|(c, t)| {
+                format!(
+                    "CASE WHEN typeof({c}) IN ('{t}', 'null') THEN '' \
+                     ELSE '{c} is ' || substr(quote({c}), 1, 40) || '; ' END"
+                )
+            })
+            .collect();
+        format!(
+            "CASE WHEN {} THEN '' ELSE rtrim({}, '; ') END",
+            sound.join(" AND "),
+            named.join(" || ")
+        )
+    })
+}
 
 /// PostgreSQL holds its column types, so only the counts need widening to compare them with
 /// the domain (NULLs are still possible where someone dropped a NOT NULL).
