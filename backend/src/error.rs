@@ -383,6 +383,11 @@ mod tests {
                 "could not extend file \"base/16384/16397\": No space left on device",
                 "the disk is full",
             ),
+            // PostgreSQL's words when the disk had part of a page left.
+            (
+                "could not extend file \"base/16384/16397\": wrote only 4096 of 8192 bytes at block 7",
+                "the disk is full",
+            ),
             ("disk I/O error", "an I/O error"),
             (
                 "could not write to file \"pg_wal/xlogtemp.123\": Input/output error",

@@ -71,31 +71,38 @@ impl TestDb {
     }
 
     fn postgres() -> Option<TestDb> {
-        if std::env::var("LIVEPET_TEST_POSTGRES").as_deref() == Ok("off") {
-            return skip_postgres("LIVEPET_TEST_POSTGRES=off");
-        }
-        let admin = std::env::var("LIVEPET_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let mut conn = match PgConnection::establish(&admin) {
-            Ok(c) => c,
-            Err(e) => return skip_postgres(&format!("cannot connect to {admin}: {e}")),
-        };
+        let (admin, mut conn) = postgres_admin()?;
+        Some(TestDb::postgres_on(admin, &mut conn, None))
+    }
+
+    /// A fresh PostgreSQL database stored in `tablespace` (which the caller made, and drops
+    /// after this database is dropped).
+    pub fn postgres_in_tablespace(
+        admin: String,
+        conn: &mut PgConnection,
+        tablespace: &str,
+    ) -> TestDb {
+        TestDb::postgres_on(admin, conn, Some(tablespace))
+    }
+
+    fn postgres_on(admin: String, conn: &mut PgConnection, tablespace: Option<&str>) -> TestDb {
         let name = format!(
             "livepet_test_{}_{}",
             std::process::id(),
             rand::random::<u32>()
         );
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
+        let placed = tablespace.map_or(String::new(), |t| format!(" TABLESPACE {t}"));
+        diesel::sql_query(format!("CREATE DATABASE {name}{placed}"))
+            .execute(conn)
             .unwrap();
         let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
         let raw = format!("{base}/{name}");
-        Some(TestDb {
+        TestDb {
             url: raw.parse().unwrap(),
             raw_url: raw,
             _dir: None,
             pg_drop: Some((admin, name)),
-        })
+        }
     }
 
     /// The URL as the binary's `--database-url` takes it.
@@ -157,7 +164,22 @@ impl Drop for TestDb {
     }
 }
 
-fn skip_postgres(why: &str) -> Option<TestDb> {
+/// The URL of the test PostgreSQL server's admin database and a connection to it; `None`
+/// (with a loud line) when PostgreSQL is not available outside CI, a panic under `CI`.
+pub fn postgres_admin() -> Option<(String, PgConnection)> {
+    if std::env::var("LIVEPET_TEST_POSTGRES").as_deref() == Ok("off") {
+        return skip_postgres("LIVEPET_TEST_POSTGRES=off");
+    }
+    let admin = std::env::var("LIVEPET_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    match PgConnection::establish(&admin) {
+        Ok(c) => Some((admin, c)),
+        Err(e) => skip_postgres(&format!("cannot connect to {admin}: {e}")),
+    }
+}
+
+/// Skips a PostgreSQL test with a loud line, or fails it under `CI`.
+pub fn skip_postgres<T>(why: &str) -> Option<T> {
     if std::env::var_os("CI").is_some() {
         panic!("PostgreSQL is required under CI but unavailable: {why}");
     }

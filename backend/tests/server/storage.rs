@@ -4,11 +4,14 @@
 //! checked against what users were told.
 
 use crate::client::{Client, Got, Ws, PASSWORD};
-use crate::helpers::{metric, report, wait_for, Backend, TestApp, TestDb};
+use crate::helpers::{
+    metric, postgres_admin, report, skip_postgres, wait_for, Backend, TestApp, TestDb,
+};
 use crate::process::ServerProcess;
 use crate::proxy::Proxy;
 use actix::prelude::*;
 use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
 use diesel::sqlite::SqliteConnection;
@@ -21,6 +24,7 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -260,17 +264,272 @@ impl Outage {
 // ---------------------------------------------------------------------------------------
 // Row 1 and 8: a full disk
 
+/// A PostgreSQL database whose files all live on a small tmpfs: a tablespace of its own
+/// there, the database created in it. Only the WAL stays in the server's data directory, so
+/// a full disk here fails exactly the writes that need a new page of a table or index.
+/// Everything is undone on drop, also when the test failed: the database, the tablespace,
+/// the mount, the folders.
+struct PgSmallDisk {
+    /// The transaction holding the padding rows (see [`PgSmallDisk::fill`]).
+    padding: Option<PgConnection>,
+    db: Option<TestDb>,
+    admin: String,
+    tablespace: Option<String>,
+    mount: Option<PathBuf>,
+    /// 0755, so the PostgreSQL server's user reaches the mount point inside.
+    _base: tempfile::TempDir,
+}
+
+/// The filler table that takes the free space of a [`PgSmallDisk`].
+const PG_FILLER: &str = "livepet_test_filler";
+
+/// Whether a PostgreSQL error is its full disk: a table or index could not get a new page.
+fn pg_disk_full(e: &diesel::result::Error) -> bool {
+    let m = e.to_string();
+    m.contains("could not extend file") || m.contains("No space left on device")
+}
+
+impl PgSmallDisk {
+    /// `None` only when PostgreSQL is unavailable outside CI (see [`TestDb::new`]).
+    fn create(mib: u32) -> Option<PgSmallDisk> {
+        let (admin, mut conn) = postgres_admin()?;
+        // The tablespace's folder must belong to the server's OS user: the one that owns its
+        // data directory, which must be on this machine.
+        #[derive(QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = Text)]
+            data_directory: String,
+        }
+        let data = diesel::sql_query("SHOW data_directory")
+            .get_result::<Setting>(&mut conn)
+            .unwrap()
+            .data_directory;
+        let owner = match std::fs::metadata(&data) {
+            Ok(m) => (m.uid(), m.gid()),
+            Err(e) => {
+                return skip_postgres(&format!(
+                    "a tablespace needs the PostgreSQL server on this machine \
+                     (its data directory {data}: {e})"
+                ))
+            }
+        };
+        let base = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut disk = PgSmallDisk {
+            padding: None,
+            db: None,
+            admin: admin.clone(),
+            tablespace: None,
+            mount: None,
+            _base: base,
+        };
+        let point = disk._base.path().join("disk");
+        std::fs::create_dir(&point).unwrap();
+        let (uid, gid) = owner;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={mib}m,uid={uid},gid={gid},mode=0700"))
+            .arg("livepet-test")
+            .arg(&point)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs (needs root) failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        disk.mount = Some(point.clone());
+        let name = format!(
+            "livepet_test_ts_{}_{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        diesel::sql_query(format!(
+            "CREATE TABLESPACE {name} LOCATION '{}'",
+            point.display()
+        ))
+        .execute(&mut conn)
+        .unwrap();
+        disk.tablespace = Some(name.clone());
+        disk.db = Some(TestDb::postgres_in_tablespace(admin, &mut conn, &name));
+        Some(disk)
+    }
+
+    fn db(&self) -> &TestDb {
+        self.db.as_ref().unwrap()
+    }
+
+    fn connect(&self) -> PgConnection {
+        PgConnection::establish(self.db().raw_url()).unwrap()
+    }
+
+    /// Takes the disk's free space, then every byte the users and pets tables have left on
+    /// their pages — with rows of an open transaction the server never sees — so that the
+    /// server's next insert or update in them needs a page the disk no longer has.
+    fn fill(&mut self) {
+        let mut c = self.connect();
+        // No dead row versions left for the server's reads to prune into free room.
+        c.batch_execute("VACUUM users, pets").unwrap();
+        // Autovacuum must not truncate the filler and so give space back.
+        c.batch_execute(&format!(
+            "CREATE TABLE {PG_FILLER} (b text) WITH (autovacuum_enabled = false)"
+        ))
+        .unwrap();
+        let bulk = format!(
+            "INSERT INTO {PG_FILLER} SELECT repeat('x', 1800) FROM generate_series(1, 500)"
+        );
+        loop {
+            match c.batch_execute(&bulk) {
+                Ok(()) => {}
+                Err(e) if pg_disk_full(&e) => break,
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+        // An insert fails only with less than a page free: the disk is full now. What the
+        // tables' pages still hold is taken by rows of falling sizes, each kept if it fits,
+        // down to rows smaller than any the server writes. Explicit ids leave the
+        // sequences alone; short emails keep the index pages from splitting.
+        c.batch_execute(
+            "BEGIN; INSERT INTO users (id, email, password_hash, created_at) \
+             VALUES (1000000000, 'padding@livepet.invalid', '', 0)",
+        )
+        .unwrap();
+        let mut n = 0;
+        for table in ["users", "pets"] {
+            for size in [1800, 900, 400, 200, 100, 50, 20, 0] {
+                loop {
+                    n += 1;
+                    let id = 1_000_000_000 + n;
+                    let insert = match table {
+                        "users" => format!(
+                            "INSERT INTO users (id, email, password_hash, created_at) \
+                             VALUES ({id}, 'p{n}@x', repeat('p', {size}), 0)"
+                        ),
+                        _ => format!(
+                            "INSERT INTO pets (id, user_id, name, species, is_alive, \
+                             created_at, updated_at) \
+                             VALUES ({id}, 1000000000, repeat('p', {size}), '', false, 0, 0)"
+                        ),
+                    };
+                    c.batch_execute("SAVEPOINT pad").unwrap();
+                    match c.batch_execute(&insert) {
+                        Ok(()) => c.batch_execute("RELEASE SAVEPOINT pad").unwrap(),
+                        Err(e) if pg_disk_full(&e) => {
+                            c.batch_execute("ROLLBACK TO SAVEPOINT pad").unwrap();
+                            break;
+                        }
+                        Err(e) => panic!("padding {table}: {e}"),
+                    }
+                }
+            }
+        }
+        self.padding = Some(c);
+    }
+
+    /// Gives the space back: the padding rolled back, the filler dropped.
+    fn free(&mut self) {
+        let mut padding = self.padding.take().unwrap();
+        padding.batch_execute("ROLLBACK").unwrap();
+        padding
+            .batch_execute(&format!("DROP TABLE {PG_FILLER}"))
+            .unwrap();
+    }
+}
+
+impl Drop for PgSmallDisk {
+    fn drop(&mut self) {
+        drop(self.padding.take());
+        // DROP DATABASE … WITH (FORCE), ending any connection still open.
+        drop(self.db.take());
+        if let Some(name) = self.tablespace.take() {
+            let dropped = PgConnection::establish(&self.admin).map(|mut c| {
+                diesel::sql_query(format!("DROP TABLESPACE IF EXISTS {name}")).execute(&mut c)
+            });
+            if !matches!(dropped, Ok(Ok(_))) {
+                report(&format!("could not drop tablespace {name}: {dropped:?}"));
+            }
+        }
+        if let Some(point) = self.mount.take() {
+            let unmounted = Command::new("umount").arg(&point).status();
+            if !matches!(unmounted, Ok(s) if s.success()) {
+                // Lazy as the last resort: the folder is free again at once.
+                let _ = Command::new("umount").arg("-l").arg(&point).status();
+            }
+        }
+    }
+}
+
+/// A server's database on a disk the test fills and frees.
+enum FullDisk {
+    Sqlite {
+        disk: SmallDisk,
+        file: PathBuf,
+        url: String,
+    },
+    Postgres(Box<PgSmallDisk>),
+}
+
+impl FullDisk {
+    fn new(backend: Backend) -> Option<FullDisk> {
+        match backend {
+            Backend::Sqlite => {
+                let disk = SmallDisk::mount(16);
+                let file = disk.path().join("livepet.db");
+                let url = format!("sqlite://{}", file.display());
+                Some(FullDisk::Sqlite { disk, file, url })
+            }
+            Backend::Postgres => PgSmallDisk::create(16).map(|d| FullDisk::Postgres(Box::new(d))),
+        }
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            FullDisk::Sqlite { url, .. } => url,
+            FullDisk::Postgres(disk) => disk.db().raw_url(),
+        }
+    }
+
+    /// Fills the disk so that the server's next write needs space it does not have.
+    async fn fill(&mut self) {
+        match self {
+            FullDisk::Sqlite { disk, file, .. } => {
+                checkpoint_truncate(file).await;
+                disk.fill();
+            }
+            FullDisk::Postgres(disk) => disk.fill(),
+        }
+    }
+
+    fn free(&mut self) {
+        match self {
+            FullDisk::Sqlite { disk, .. } => disk.free(),
+            FullDisk::Postgres(disk) => disk.free(),
+        }
+    }
+
+    /// A connection of the test's own to the database.
+    fn conn(&self) -> DbConn {
+        match self {
+            FullDisk::Sqlite { file, .. } => DbConn::Sqlite(sqlite(file)),
+            FullDisk::Postgres(disk) => DbConn::Pg(disk.connect()),
+        }
+    }
+}
+
+/// How many adoptions the full disk refuses.
+const REFUSED_ADOPTIONS: i64 = 2;
+
 /// Adopting, signing up and spending a treat on a full disk: each is answered 503 with an
 /// honest log line, and nothing of it exists anywhere (no phantom pet in memory, no account,
-/// no spent treat, on screen or stored). Once space returns, the next adoption — which gets
-/// the id the failed ones never kept — works and ticks.
-#[actix_rt::test]
-async fn a_full_disk_is_answered_503_with_nothing_half_done_sqlite() {
-    let disk = SmallDisk::mount(16);
-    let file = disk.path().join("livepet.db");
-    let url = format!("sqlite://{}", file.display());
+/// no spent treat, on screen or stored). Once space returns, the next adoption works and
+/// ticks: on SQLite it gets the id the failed ones never kept; on PostgreSQL the sequence
+/// does not give back the values the failed inserts drew, so it gets the one after them.
+async fn a_full_disk_is_answered_503_with_nothing_half_done(backend: Backend) {
+    let Some(mut disk) = FullDisk::new(backend) else {
+        return;
+    };
     let mut server = ServerProcess::start(
-        &url,
+        disk.url(),
         &[
             "--tick-ms",
             "100",
@@ -291,19 +550,24 @@ async fn a_full_disk_is_answered_503_with_nothing_half_done_sqlite() {
     let mut friend_ws = friend.ws().await;
     assert_eq!(friend_ws.greeting().await.1, 5);
 
-    checkpoint_truncate(&file).await;
-    disk.fill();
+    disk.fill().await;
 
     // Adopting: 503, twice, and no pet anywhere.
-    for _ in 0..2 {
+    for _ in 0..REFUSED_ADOPTIONS {
         let res = owner
             .post("/api/pets", json!({"name": "Phantom", "species": "cat"}))
             .await;
         assert_unavailable(res).await;
     }
-    let phantom = PetId(before.id.0 + 1);
-    let res = owner.get(&format!("/api/pets/{phantom}")).await;
-    assert_eq!(res.status(), 404, "no phantom pet answers from memory");
+    for n in 1..=REFUSED_ADOPTIONS {
+        let phantom = PetId(before.id.0 + n);
+        let res = owner.get(&format!("/api/pets/{phantom}")).await;
+        assert_eq!(
+            res.status(),
+            404,
+            "no phantom pet {phantom} answers from memory"
+        );
+    }
     let list: Vec<Value> = owner.get("/api/pets").await.json().await.unwrap();
     assert_eq!(list.len(), 1);
     let text = server.metrics().await;
@@ -340,12 +604,17 @@ async fn a_full_disk_is_answered_503_with_nothing_half_done_sqlite() {
         "log:\n{log}"
     );
     assert!(!log.contains("FOREIGN KEY"), "log:\n{log}");
+    assert!(!log.contains("foreign key"), "log:\n{log}");
     assert!(!log.contains("internal error"), "log:\n{log}");
 
-    // Space returns: the next adoption gets the id the failed ones never kept, and ticks.
+    // Space returns: the next adoption works, and ticks.
     disk.free();
     let real = owner.adopt("Real", "dog").await;
-    assert_eq!(real.id, phantom);
+    let expected = match backend {
+        Backend::Sqlite => before.id.0 + 1,
+        Backend::Postgres => before.id.0 + REFUSED_ADOPTIONS + 1,
+    };
+    assert_eq!(real.id, PetId(expected));
     owner_ws
         .send(json!({"type":"watch","pet_id":real.id}))
         .await;
@@ -368,8 +637,8 @@ async fn a_full_disk_is_answered_503_with_nothing_half_done_sqlite() {
 
     // Stored: exactly what the users were told.
     server.stop().await;
-    let mut c = sqlite(&file);
-    let pets: Vec<(i64, String)> = queries::all_pets(&mut DbConn::Sqlite(c))
+    let mut c = disk.conn();
+    let pets: Vec<(i64, String)> = queries::all_pets(&mut c)
         .unwrap()
         .into_iter()
         .map(|p| (p.id, p.name))
@@ -378,7 +647,6 @@ async fn a_full_disk_is_answered_503_with_nothing_half_done_sqlite() {
         pets,
         vec![(before.id.0, "Before".into()), (real.id.0, "Real".into())]
     );
-    c = sqlite(&file);
     #[derive(QueryableByName, Debug, PartialEq)]
     struct UserTreats {
         #[diesel(sql_type = Text)]
@@ -386,10 +654,11 @@ async fn a_full_disk_is_answered_503_with_nothing_half_done_sqlite() {
         #[diesel(sql_type = Integer)]
         available_treats: i32,
     }
-    let users: Vec<UserTreats> =
-        diesel::sql_query("SELECT email, available_treats FROM users ORDER BY id")
-            .load(&mut c)
-            .unwrap();
+    let users: Vec<UserTreats> = livepet_server::with_conn!(&mut c, |c| diesel::sql_query(
+        "SELECT email, available_treats FROM users ORDER BY id"
+    )
+    .load(c)
+    .unwrap());
     let users: Vec<(&str, i32)> = users
         .iter()
         .map(|u| (u.email.as_str(), u.available_treats))
@@ -402,6 +671,16 @@ async fn a_full_disk_is_answered_503_with_nothing_half_done_sqlite() {
             ("stranger@example.com", 5)
         ]
     );
+}
+
+#[actix_rt::test]
+async fn a_full_disk_is_answered_503_with_nothing_half_done_sqlite() {
+    a_full_disk_is_answered_503_with_nothing_half_done(Backend::Sqlite).await;
+}
+
+#[actix_rt::test]
+async fn a_full_disk_is_answered_503_with_nothing_half_done_postgres() {
+    a_full_disk_is_answered_503_with_nothing_half_done(Backend::Postgres).await;
 }
 
 // ---------------------------------------------------------------------------------------
