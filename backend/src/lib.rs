@@ -36,8 +36,9 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Seed(args) => seed::run(&args),
         Command::Serve(args) => actix_web::rt::System::new().block_on(async move {
+            let signals = startup::StopSignals::install()?;
             let app = startup::Application::build(args).await?;
-            app.run_until_signal().await
+            app.run_until_signal(signals).await
         }),
     }
 }

@@ -225,8 +225,8 @@ impl Application {
     }
 
     /// Serves until SIGTERM or SIGINT, then stops gracefully.
-    pub async fn run_until_signal(self) -> anyhow::Result<()> {
-        wait_for_signal().await?;
+    pub async fn run_until_signal(self, mut signals: StopSignals) -> anyhow::Result<()> {
+        signals.recv().await;
         log::info!("stop requested: no new connections, finishing requests");
         self.shutdown().await.map(|_| ())
     }
@@ -337,15 +337,30 @@ async fn final_flush(world: Arc<World>) -> anyhow::Result<FlushReport> {
     Ok(report)
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => log::info!("SIGTERM received"),
-        _ = int.recv() => log::info!("SIGINT received"),
+/// SIGTERM and SIGINT, caught from the moment the process starts serving: installed before
+/// the database is opened, so a stop requested while pets are still loading (or the instant
+/// "listening on" is logged) is a graceful stop once startup is done, never a kill.
+pub struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Must run inside the runtime that will wait on them.
+    pub fn install() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => log::info!("SIGTERM received"),
+            _ = self.int.recv() => log::info!("SIGINT received"),
+        }
+    }
 }
 
 /// Hourly: forget rate-limiter entries of quiet clients and delete expired sessions.

@@ -670,3 +670,55 @@ async fn a_refund_after_a_top_up_returns_the_treat(backend: Backend) {
 }
 
 on_both_databases!(async a_refund_after_a_top_up_returns_the_treat);
+
+/// A stop requested while the server is still starting (here: while it loads its pets) is a
+/// graceful stop once it is up, never a kill by the default signal action: the handlers are
+/// installed before anything else.
+async fn a_stop_during_startup_is_graceful(backend: Backend) {
+    use std::io::{BufRead, BufReader};
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    db.seed(20_000);
+    let mut child = livepet()
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--database-url",
+            db.raw_url(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let loading = line.contains("loading live pets");
+        log.push(line);
+        if loading {
+            let ok = Command::new("kill")
+                .args(["-s", "TERM", &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "kill -s TERM failed");
+            break;
+        }
+    }
+    // Reading to the end of the log is waiting for the exit.
+    log.extend(lines.map_while(Result::ok));
+    let status = child.wait().unwrap();
+    let log = log.join("\n");
+    assert!(status.success(), "{status}; log:\n{log}");
+    assert!(log.contains("SIGTERM received"), "{log}");
+    assert!(log.contains("stopped cleanly"), "{log}");
+    // Every pet it started is still stored alive.
+    let rows = queries::all_pets(&mut db.conn()).unwrap();
+    assert_eq!(rows.len(), 20_000);
+    assert!(rows.iter().all(|r| r.is_alive));
+}
+
+on_both_databases!(async a_stop_during_startup_is_graceful);
