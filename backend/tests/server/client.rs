@@ -9,6 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use livepet_shared::wire::{ErrorCode, PetView, ServerMsg};
 use livepet_shared::PetId;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::time::Duration;
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -208,6 +209,20 @@ impl Ws {
                     let _ = self.framed.send(Message::Pong(p)).await;
                 }
                 Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Reads the socket to its close; returns the last state of each pet and the close code.
+    pub async fn drain(&mut self) -> (HashMap<PetId, PetView>, Option<u16>) {
+        let mut last = HashMap::new();
+        loop {
+            match self.next().await {
+                Got::Msg(ServerMsg::Pet { pet }) => {
+                    last.insert(pet.id, pet);
+                }
+                Got::Msg(_) => {}
+                Got::Closed(code) => return (last, code),
             }
         }
     }

@@ -3,7 +3,7 @@
 //! during a graceful stop, a database the server cannot write, the wall clock stepped, a treat
 //! refunded after a top-up. Each test checks what was stored against what users were told.
 
-use crate::client::{Client, Got, Viewer, Ws};
+use crate::client::{Client, Viewer, Ws};
 use crate::helpers::{Backend, TestApp, TestDb};
 use crate::process::{livepet, ServerProcess};
 use diesel::connection::SimpleConnection;
@@ -22,20 +22,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-
-/// Reads a socket to its close; returns the last state of each pet and the close code.
-async fn drain(ws: &mut Ws) -> (HashMap<PetId, PetView>, Option<u16>) {
-    let mut last = HashMap::new();
-    loop {
-        match ws.next().await {
-            Got::Msg(ServerMsg::Pet { pet }) => {
-                last.insert(pet.id, pet);
-            }
-            Got::Msg(_) => {}
-            Got::Closed(code) => return (last, code),
-        }
-    }
-}
 
 /// Asserts that every pet's stored state is the last state its viewer was sent.
 fn assert_stored_as_seen(db: &TestDb, seen: &HashMap<PetId, PetView>) {
@@ -152,7 +138,7 @@ async fn a_second_server_on_one_database_exits_at_once(backend: Backend) {
         .await;
 
     first.signal("TERM");
-    let (seen, code) = drain(&mut viewer.ws).await;
+    let (seen, code) = viewer.ws.drain().await;
     assert_eq!(code, Some(1001));
     if let Some(pet) = seen.get(&id) {
         last = pet.clone();
@@ -354,7 +340,7 @@ async fn a_paused_server_keeps_its_healthy_viewers_sqlite() {
     );
 
     server.signal("TERM");
-    let (seen, code) = drain(&mut viewer.ws).await;
+    let (seen, code) = viewer.ws.drain().await;
     assert_eq!(code, Some(1001), "closed by the stop, with going away");
     if let Some(pet) = seen.get(&id) {
         last = pet.clone();
@@ -461,7 +447,7 @@ async fn wall_clock_steps_neither_freeze_nor_burst_the_ticks_sqlite() {
 
     // What was stored is what the owner saw last.
     let stop = actix_rt::spawn(app.shutdown());
-    let (seen, code) = drain(&mut ws).await;
+    let (seen, code) = ws.drain().await;
     assert_eq!(code, Some(1001));
     let db = stop.await.unwrap();
     last.extend(seen);
@@ -575,7 +561,7 @@ async fn a_slow_body_cannot_hold_the_stop(backend: Backend) {
     let mut last = viewer.ws.pet_frame(id).await;
 
     server.signal("TERM");
-    let (seen, code) = drain(&mut viewer.ws).await;
+    let (seen, code) = viewer.ws.drain().await;
     assert_eq!(code, Some(1001));
     if let Some(pet) = seen.get(&id) {
         last = pet.clone();

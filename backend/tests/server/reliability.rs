@@ -1,7 +1,7 @@
 //! The reliability promises, each proven against the real binary with the fault injected:
 //! graceful stop, hard kills, the database going away, hostile frames.
 
-use crate::client::{Client, Got, Viewer, Ws};
+use crate::client::{Client, Viewer};
 use crate::helpers::{metric, Backend, TestApp, TestDb};
 use crate::process::ServerProcess;
 use crate::proxy::Proxy;
@@ -27,20 +27,6 @@ async fn owners_watching(base: &str, n: usize, tag: &str) -> Vec<Viewer> {
     out
 }
 
-/// Reads a socket to its close; returns the last state of each pet and the close code.
-async fn drain(ws: &mut Ws) -> (HashMap<PetId, PetView>, Option<u16>) {
-    let mut last = HashMap::new();
-    loop {
-        match ws.next().await {
-            Got::Msg(ServerMsg::Pet { pet }) => {
-                last.insert(pet.id, pet);
-            }
-            Got::Msg(_) => {}
-            Got::Closed(code) => return (last, code),
-        }
-    }
-}
-
 async fn graceful_stop_matches_what_viewers_saw(backend: Backend) {
     let Some(db) = TestDb::new(backend) else {
         return;
@@ -57,7 +43,7 @@ async fn graceful_stop_matches_what_viewers_saw(backend: Backend) {
     server.signal("TERM");
     let mut seen: HashMap<PetId, PetView> = HashMap::new();
     for owner in owners.iter_mut() {
-        let (last, code) = drain(&mut owner.ws).await;
+        let (last, code) = owner.ws.drain().await;
         assert_eq!(code, Some(1001), "closed with going away");
         seen.extend(last);
     }
@@ -140,7 +126,7 @@ async fn hard_kills_lose_at_most_one_interval(backend: Backend) {
         server.wait_exit(Duration::from_secs(10)).await;
         // Anything further already on the sockets was also seen before the kill.
         for owner in owners.iter_mut() {
-            let (more, _) = drain(&mut owner.ws).await;
+            let (more, _) = owner.ws.drain().await;
             last.extend(more);
         }
 
@@ -220,7 +206,7 @@ async fn outlive_database_outage(
         .await;
 
     server.signal("TERM");
-    drain(&mut owner.ws).await;
+    owner.ws.drain().await;
     assert!(server.wait_exit(Duration::from_secs(30)).await.success());
     let log = server.log();
     let failing_lines = log.matches("database writes failing").count();
