@@ -306,29 +306,16 @@ impl Application {
     }
 }
 
-/// How often a long final flush says it is still writing.
-const FLUSH_PROGRESS_EVERY: Duration = Duration::from_secs(2);
-
-/// The final flush, logging when it starts, every few seconds while it runs, and its end.
+/// The final flush, logging when it starts and ends (the persister logs its progress on a
+/// long one).
 async fn final_flush(world: Arc<World>) -> anyhow::Result<FlushReport> {
     let pending = world.dirty.len();
     log::info!("final flush: writing {pending} changed pet(s) while requests finish");
-    let began = Instant::now();
-    let flush = world.persister.send(Flush);
-    tokio::pin!(flush);
-    let mut progress = actix_web::rt::time::interval_at(
-        (began + FLUSH_PROGRESS_EVERY).into(),
-        FLUSH_PROGRESS_EVERY,
-    );
-    let report = loop {
-        tokio::select! {
-            done = &mut flush => break done.context("persister is gone")??,
-            _ = progress.tick() => log::info!(
-                "final flush: still writing {pending} pet(s) after {:.0} s",
-                began.elapsed().as_secs_f64()
-            ),
-        }
-    };
+    let report = world
+        .persister
+        .send(Flush)
+        .await
+        .context("persister is gone")??;
     log::info!(
         "final flush: wrote {} pet(s) in {:.3} s",
         report.rows,
