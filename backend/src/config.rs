@@ -2,6 +2,7 @@
 //! mirrored by an environment variable. No globals: the parsed values are passed down.
 
 use crate::db::DbUrl;
+use crate::services::mail::{self, MailConfig, SmtpUrl};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,6 +40,24 @@ pub struct DbArgs {
 
 fn parse_db_url(s: &str) -> Result<DbUrl, String> {
     s.parse()
+}
+
+/// A session length such as `24h` or `60d`: at least a second, at most ten years.
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e} (write it like 30m, 24h or 60d)"))?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(3650 * 86_400) {
+        return Err("between 1s and 3650d".into());
+    }
+    Ok(d)
+}
+
+/// One trusted proxy: an address (a /32 or /128) or a CIDR.
+fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR like 10.0.0.0/8"))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -93,10 +112,24 @@ pub struct ServeArgs {
     #[arg(long, env = "LIVEPET_SECURE_COOKIES")]
     pub secure_cookies: bool,
 
-    /// Days a login stays valid.
-    #[arg(long, env = "LIVEPET_SESSION_DAYS", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(1..=3650))]
-    pub session_days: u64,
+    /// How long a login without "keep me logged in" lasts (its cookie also ends when the
+    /// browser closes), e.g. 24h, 90m, 2d.
+    #[arg(long, env = "LIVEPET_SESSION_TTL", default_value = "24h",
+          value_parser = parse_ttl)]
+    pub session_ttl: Duration,
+
+    /// How long a login with "keep me logged in" lasts, e.g. 60d.
+    #[arg(long, env = "LIVEPET_REMEMBER_TTL", default_value = "60d",
+          value_parser = parse_ttl)]
+    pub remember_ttl: Duration,
+
+    /// Proxies trusted to name the client: comma-separated addresses or CIDRs (e.g.
+    /// 127.0.0.1,10.0.0.0/8). Only a request from one of them may set the client address
+    /// through X-Forwarded-For (used for attempt limits and logs); without this flag the
+    /// header is ignored and the peer address counts.
+    #[arg(long, env = "LIVEPET_TRUSTED_PROXIES", value_delimiter = ',',
+          value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Login and registration attempts allowed per client IP per minute (429 beyond).
     #[arg(long, env = "LIVEPET_AUTH_ATTEMPTS_PER_MINUTE", default_value_t = 10,
@@ -126,6 +159,34 @@ pub struct ServeArgs {
     #[arg(long, env = "LIVEPET_BODY_TIMEOUT_S", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub body_timeout_s: u64,
+
+    /// SMTP server for mail (password resets, email changes). smtp://USER:PASSWORD@HOST:PORT
+    /// uses STARTTLS when the server offers it and plain SMTP when it does not (add
+    /// ?tls=required to insist on STARTTLS, ?tls=none to never try it); smtps://… is TLS from
+    /// the first byte. Ports default to 587 and 465; percent-encode special characters in the
+    /// user and password. Without it, each mail is written as an .eml file to --mail-dir.
+    #[arg(long, env = "LIVEPET_SMTP_URL", hide_env_values = true,
+          value_parser = clap::builder::ValueParser::new(parse_smtp_url))]
+    pub smtp_url: Option<SmtpUrl>,
+
+    /// Sender of every mail, e.g. "LivePet <livepet@example.com>".
+    #[arg(long, env = "LIVEPET_MAIL_FROM", default_value = mail::DEFAULT_FROM,
+          value_parser = mail::parse_mail_from)]
+    pub mail_from: String,
+
+    /// Folder that mails are written to (as .eml files) when there is no --smtp-url; created
+    /// if missing. Default: mail/ beside the SQLite file, or ./mail with PostgreSQL.
+    #[arg(long, env = "LIVEPET_MAIL_DIR")]
+    pub mail_dir: Option<PathBuf>,
+
+    /// The address users open the app at, for links in mails, e.g. https://pets.example.com
+    /// (default: the address the server listens on).
+    #[arg(long, env = "LIVEPET_PUBLIC_URL", value_parser = mail::parse_public_url)]
+    pub public_url: Option<String>,
+}
+
+fn parse_smtp_url(s: &str) -> Result<SmtpUrl, String> {
+    s.parse()
 }
 
 impl ServeArgs {
@@ -143,13 +204,21 @@ impl ServeArgs {
             shutdown_timeout_s: 5,
             allowed_origins: Vec::new(),
             secure_cookies: false,
-            session_days: 30,
+            session_ttl: Duration::from_secs(86_400),
+            remember_ttl: Duration::from_secs(60 * 86_400),
+            trusted_proxies: Vec::new(),
             // Tests sign up many users from one address; the limiter test lowers this.
             auth_attempts_per_minute: 10_000,
             ws_frames_per_second: 50,
             no_dashboard: false,
             ws_timeout_ms: 30_000,
             body_timeout_s: 10,
+            smtp_url: None,
+            mail_from: mail::DEFAULT_FROM.into(),
+            // Beside an SQLite file in the test's folder; the test helpers set one anyway, so
+            // a server on PostgreSQL does not write into the working directory.
+            mail_dir: None,
+            public_url: None,
         }
     }
 
@@ -173,6 +242,25 @@ impl ServeArgs {
         match self.arbiters {
             Some(n) => n as usize,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
+    /// Where mail goes: the SMTP server, or else the mail folder (by default `mail/` beside
+    /// the SQLite file, so a self-hoster finds it next to the data; `./mail` otherwise).
+    pub fn mail_config(&self) -> MailConfig {
+        let dir = self
+            .mail_dir
+            .clone()
+            .unwrap_or_else(|| match &self.db.database_url {
+                DbUrl::Sqlite(file) => std::path::Path::new(file)
+                    .parent()
+                    .map_or_else(|| PathBuf::from("mail"), |p| p.join("mail")),
+                DbUrl::Postgres(_) => PathBuf::from("mail"),
+            });
+        MailConfig {
+            smtp_url: self.smtp_url.clone(),
+            from: self.mail_from.clone(),
+            dir,
         }
     }
 }

@@ -24,6 +24,8 @@ pub enum AppError {
     Forbidden(&'static str),
     NotFound(&'static str),
     EmailTaken,
+    /// A reset or confirmation link that is unknown, used or expired.
+    InvalidToken,
     /// The pet has died; it can no longer be fed.
     PetDead,
     /// The pet is on nobody's screen (or left it), so it cannot get a treat.
@@ -51,6 +53,7 @@ impl AppError {
             AppError::Forbidden(_) => ErrorCode::Forbidden,
             AppError::NotFound(_) => ErrorCode::NotFound,
             AppError::EmailTaken => ErrorCode::EmailTaken,
+            AppError::InvalidToken => ErrorCode::InvalidToken,
             AppError::PetDead => ErrorCode::PetDead,
             AppError::NotActive(_) => ErrorCode::NotActive,
             AppError::OwnPet => ErrorCode::OwnPet,
@@ -74,6 +77,9 @@ impl AppError {
             | AppError::NotFound(m)
             | AppError::NotActive(m) => (*m).into(),
             AppError::EmailTaken => "an account with this email already exists".into(),
+            AppError::InvalidToken => {
+                "this link is invalid, already used or expired; ask for a new one".into()
+            }
             AppError::PetDead => "this pet has died".into(),
             AppError::OwnPet => "treats are for other people's pets".into(),
             AppError::NoTreats => "you have no treats left".into(),
@@ -130,7 +136,9 @@ impl ResponseError for AppError {
             | AppError::PetDead
             | AppError::NotActive(_)
             | AppError::NoTreats => StatusCode::CONFLICT,
-            AppError::BadRequest(_) | AppError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            AppError::BadRequest(_) | AppError::InvalidJson(_) | AppError::InvalidToken => {
+                StatusCode::BAD_REQUEST
+            }
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -295,6 +303,14 @@ mod tests {
                 AppError::EmailTaken,
                 409,
                 body("email_taken", "an account with this email already exists"),
+            ),
+            (
+                AppError::InvalidToken,
+                400,
+                body(
+                    "invalid_token",
+                    "this link is invalid, already used or expired; ask for a new one",
+                ),
             ),
             (
                 AppError::PetDead,

@@ -12,6 +12,8 @@ use crate::db;
 use crate::db::lock::DbLock;
 use crate::metrics::Metrics;
 use crate::services::accounts::Accounts;
+use crate::services::mail::{self, Links, Mailer};
+use crate::services::sockets::LiveSockets;
 use crate::services::Services;
 use crate::state::{AppState, EdgeSettings};
 use crate::world::{loader, DirtyPets, PetRegistry, World};
@@ -71,14 +73,12 @@ impl Application {
         };
         // Before any pet starts: hashing the dummy password takes a moment.
         let accounts = actix_web::rt::task::spawn_blocking({
-            let (per_minute, days) = (cfg.auth_attempts_per_minute, cfg.session_days);
-            move || {
-                Accounts::new(
-                    per_minute,
-                    Duration::from_secs(days * 86_400),
-                    rules.max_treats,
-                )
-            }
+            let (per_minute, short, long) = (
+                cfg.auth_attempts_per_minute,
+                cfg.session_ttl,
+                cfg.remember_ttl,
+            );
+            move || Accounts::new(per_minute, short, long, rules.max_treats)
         })
         .await
         .context("account setup task failed")?
@@ -141,16 +141,23 @@ impl Application {
                 cfg.static_dir.display()
             );
         }
+        let mailer = Mailer::start(cfg.mail_config()).await?;
+        let links = Links::new(cfg.public_url.as_deref(), addr)
+            .map_err(|e| anyhow::anyhow!("--public-url (LIVEPET_PUBLIC_URL): {e}"))?;
         let state = web::Data::new(AppState {
             services: Services {
                 world: world.clone(),
                 pool,
                 presence: presence.clone(),
                 accounts,
+                live: LiveSockets::default(),
+                mailer,
+                links,
             },
             settings: EdgeSettings {
                 allowed_origins: cfg.allowed_origins.clone(),
                 secure_cookies: cfg.secure_cookies,
+                trusted_proxies: cfg.trusted_proxies.clone(),
                 dashboard: !cfg.no_dashboard,
                 ws_frames_per_second: cfg.ws_frames_per_second,
                 ws_timeout: cfg.ws_timeout(),
@@ -244,6 +251,7 @@ impl Application {
             presence,
             shutdown_timeout,
             lock,
+            state,
             ..
         } = self;
         handle.pause().await;
@@ -278,6 +286,8 @@ impl Application {
                 drained.as_secs_f64()
             );
         }
+        // After the requests: a reset asked for during the drain still gets its chance.
+        state.services.mailer.stop(mail::STOP_WAIT).await;
         let mut report = flushing
             .await
             .context("final flush task failed")?

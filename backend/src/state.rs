@@ -13,6 +13,8 @@ pub struct EdgeSettings {
     pub allowed_origins: Vec<String>,
     /// Mark the session cookie Secure even over plain http.
     pub secure_cookies: bool,
+    /// Peers allowed to name the client address through `X-Forwarded-For`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Whether `subscribe_stats` is served.
     pub dashboard: bool,
     /// Frames a WebSocket session may send per second.

@@ -24,7 +24,50 @@ pub struct UserBody {
 pub struct Credentials {
     pub email: String,
     pub password: String,
+    /// "Keep me logged in": a 60-day session with a lasting cookie; otherwise a browser
+    /// session cookie and a 1-day session. Absent means `false`.
+    #[serde(default)]
+    pub remember: bool,
 }
+
+/// Body of `POST /api/password-reset`: where to send a reset link (if it is an account).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetRequest {
+    pub email: String,
+}
+
+/// Body of `POST /api/password-reset/{token}`: the new password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewPassword {
+    pub password: String,
+}
+
+/// Body of `PUT /api/me/password`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangePassword {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Body of `PUT /api/me/email`: the new address gets a confirmation link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeEmail {
+    pub current_password: String,
+    pub email: String,
+}
+
+/// Body of `DELETE /api/me`: the password, so a borrowed browser cannot delete an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteAccount {
+    pub password: String,
+}
+
+/// The WebSocket close code for "your session ended" (logout, password change, expiry…):
+/// the web app shows "You were logged out" and goes to the login page.
+pub const CLOSE_SESSION_ENDED: u16 = 4001;
+
+/// How many pets one page of `GET /api/pets` holds at most; `?before={id}` gives the next.
+pub const PETS_PAGE: usize = 500;
 
 /// Body of `POST /api/pets`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +263,8 @@ error_codes! {
     NotActive => "not_active",
     OwnPet => "own_pet",
     NoTreats => "no_treats",
+    /// A reset or confirmation link that is unknown, used or expired.
+    InvalidToken => "invalid_token",
 }
 
 /// The inside of an HTTP error body.
@@ -291,7 +336,7 @@ mod tests {
 
     #[test]
     fn every_error_code_matches_its_serde_name() {
-        assert_eq!(ErrorCode::ALL.len(), 18);
+        assert_eq!(ErrorCode::ALL.len(), 19);
         for &code in ErrorCode::ALL {
             assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
             let back: ErrorCode = serde_json::from_value(json!(code.as_str())).unwrap();
@@ -342,6 +387,17 @@ mod tests {
             let back: ClientMsg = serde_json::from_value(serde_json::to_value(m).unwrap()).unwrap();
             assert_eq!(&back, m);
         }
+    }
+
+    #[test]
+    fn remember_defaults_to_off() {
+        let c: Credentials =
+            serde_json::from_value(json!({"email":"a@b.c","password":"p"})).unwrap();
+        assert!(!c.remember);
+        let c: Credentials =
+            serde_json::from_value(json!({"email":"a@b.c","password":"p","remember":true}))
+                .unwrap();
+        assert!(c.remember);
     }
 
     #[test]

@@ -91,6 +91,11 @@ pub enum Ticked {
     Died,
 }
 
+/// The owner's account was deleted (with this pet's row): stop without dying, tick no more.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Release;
+
 /// From the persister: this pet's death is durable, so it may be shown.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
@@ -116,6 +121,8 @@ pub struct PetActor {
     dying: Option<Vec<oneshot::Sender<()>>>,
     /// The death is written: from now on it may be shown.
     death_durable: bool,
+    /// Stopped because its owner's account is gone, not because the arbiter stops.
+    released: bool,
     world: Arc<World>,
 }
 
@@ -131,6 +138,7 @@ impl PetActor {
             viewers: Vec::new(),
             dying: None,
             death_durable: false,
+            released: false,
             world,
         }
     }
@@ -325,7 +333,7 @@ impl Actor for PetActor {
         self.cell.set_flag(PetCell::WATCHED, false);
         // Only its own entry: a newer actor may be registered under this id by now.
         self.world.registry.forget_if(self.id, &ctx.address());
-        if self.state().alive {
+        if self.state().alive && !self.released {
             // Stopped without dying: the arbiter is shutting down.
             return;
         }
@@ -333,6 +341,15 @@ impl Actor for PetActor {
         let removed = self.viewers.len() as i64;
         self.world.metrics.viewers.sub(removed);
         self.viewers.clear();
+    }
+}
+
+impl Handler<Release> for PetActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Release, ctx: &mut Context<Self>) {
+        self.released = true;
+        ctx.stop();
     }
 }
 

@@ -28,6 +28,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: Option<PathBuf>) {
                         .limit(MAX_BODY)
                         .error_handler(|err, _| json_error(err).into()),
                 )
+                .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                    AppError::BadRequest(format!("invalid query string: {err}")).into()
+                }))
                 .route(
                     headers::REPORT_PATH.trim_start_matches("/api"),
                     web::post().to(headers::report),

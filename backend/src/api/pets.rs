@@ -6,6 +6,7 @@ use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use livepet_shared::wire::{NewPet, SpeciesInfo};
 use livepet_shared::{PetId, Species};
+use serde::Deserialize;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/species", web::get().to(species))
@@ -26,11 +27,20 @@ async fn species() -> HttpResponse {
     HttpResponse::Ok().json(list)
 }
 
+/// `?before={id}`: the page of pets older than that one.
+#[derive(Debug, Deserialize)]
+struct Page {
+    before: Option<i64>,
+}
+
+/// `GET /api/pets[?before={id}]`: up to `PETS_PAGE` (500) of my pets, newest first; a full page
+/// means there may be more, asked for with `?before=` the last id.
 async fn list_pets(
     state: web::Data<AppState>,
     user: CurrentUser,
+    page: web::Query<Page>,
 ) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(state.services.pets_of(user.id).await?))
+    Ok(HttpResponse::Ok().json(state.services.pets_of(user.id, page.before).await?))
 }
 
 async fn adopt(

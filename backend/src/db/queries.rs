@@ -205,22 +205,26 @@ pub fn live_pets_page(conn: &mut DbConn, after: i64, limit: i64) -> QueryResult<
     }
 }
 
-/// A user's pets, newest first, read without trusting them (a damaged one is shown as such).
+/// One page of a user's pets, newest first (ids below `before`), read without trusting
+/// them (a damaged one is shown as such).
 pub fn stored_pets_of_user(
     conn: &mut DbConn,
     user_id: i64,
+    before: i64,
     limit: i64,
 ) -> QueryResult<Vec<StoredPetRow>> {
     match conn {
         DbConn::Sqlite(c) => pets::table
             .select(sqlite_stored_pet())
             .filter(pets::user_id.eq(user_id))
+            .filter(pets::id.lt(before))
             .order(pets::id.desc())
             .limit(limit)
             .load(c),
         DbConn::Pg(c) => pets::table
             .select(pg_stored_pet())
             .filter(pets::user_id.eq(user_id))
+            .filter(pets::id.lt(before))
             .order(pets::id.desc())
             .limit(limit)
             .load(c),
@@ -351,37 +355,155 @@ pub fn insert_session(
     .execute(c)))
 }
 
-/// The user of an unexpired session.
-pub fn find_session_user(
+/// The user of an unexpired session and when it expires.
+pub fn find_session(
     conn: &mut DbConn,
     token_hash: &str,
     now: i64,
-) -> QueryResult<Option<i64>> {
+) -> QueryResult<Option<(i64, i64)>> {
     use super::schema::sessions;
     with_conn!(conn, |c| sessions::table
         .filter(sessions::token_hash.eq(token_hash))
         .filter(sessions::expires_at.gt(now))
-        .select(sessions::user_id)
+        .select((sessions::user_id, sessions::expires_at))
         .first(c)
         .optional())
 }
 
-/// Revokes a session, committed on return.
-pub fn delete_session(conn: &mut DbConn, token_hash: &str) -> QueryResult<usize> {
+/// Revokes a session, committed on return; the user it belonged to, if it existed.
+pub fn delete_session(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<i64>> {
     use super::schema::sessions;
     with_conn!(conn, |c| c.transaction(|c| diesel::delete(
         sessions::table.filter(sessions::token_hash.eq(token_hash))
     )
-    .execute(c)))
+    .returning(sessions::user_id)
+    .get_result(c)
+    .optional()))
 }
 
-/// Removes expired sessions; returns how many.
-pub fn purge_expired_sessions(conn: &mut DbConn, now: i64) -> QueryResult<usize> {
+/// Revokes every session of a user but `keep` (a token hash), if given; returns how many.
+pub fn delete_sessions_of_user(
+    conn: &mut DbConn,
+    user_id: i64,
+    keep: Option<&str>,
+) -> QueryResult<usize> {
     use super::schema::sessions;
+    let keep = keep.unwrap_or("");
     with_conn!(conn, |c| diesel::delete(
-        sessions::table.filter(sessions::expires_at.le(now))
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::token_hash.ne(keep))
     )
     .execute(c))
+}
+
+/// Removes expired sessions and expired mailed links; returns how many sessions.
+pub fn purge_expired_sessions(conn: &mut DbConn, now: i64) -> QueryResult<usize> {
+    use super::schema::{account_tokens, sessions};
+    with_conn!(conn, |c| {
+        diesel::delete(account_tokens::table.filter(account_tokens::expires_at.le(now)))
+            .execute(c)?;
+        diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(c)
+    })
+}
+
+/// Sets a user's password hash; returns rows changed (0 for a deleted user).
+pub fn set_password_hash(conn: &mut DbConn, user_id: i64, hash: &str) -> QueryResult<usize> {
+    with_conn!(conn, |c| diesel::update(users::table.find(user_id))
+        .set(users::password_hash.eq(hash))
+        .execute(c))
+}
+
+/// Sets a user's email; a taken one surfaces as a unique violation.
+pub fn set_email(conn: &mut DbConn, user_id: i64, email: &str) -> QueryResult<usize> {
+    with_conn!(conn, |c| diesel::update(users::table.find(user_id))
+        .set(users::email.eq(email))
+        .execute(c))
+}
+
+/// Deletes a user (its sessions, links and pets go with it, by foreign key); returns the ids
+/// of its pets, read in the same transaction, so their actors can be stopped.
+pub fn delete_user(conn: &mut DbConn, user_id: i64) -> QueryResult<Vec<i64>> {
+    with_conn!(conn, |c| c.transaction(|c| {
+        let ids = pets::table
+            .filter(pets::user_id.eq(user_id))
+            .select(pets::id)
+            .load::<i64>(c)?;
+        diesel::delete(users::table.find(user_id)).execute(c)?;
+        Ok(ids)
+    }))
+}
+
+/// What a mailed link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPurpose {
+    ResetPassword,
+    ConfirmEmail,
+}
+
+impl TokenPurpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::ResetPassword => "reset_password",
+            TokenPurpose::ConfirmEmail => "confirm_email",
+        }
+    }
+}
+
+/// Stores a mailed link's hash, replacing the user's earlier links of the same purpose (a
+/// new reset mail makes the older ones useless).
+pub fn replace_account_token(
+    conn: &mut DbConn,
+    token_hash: &str,
+    user_id: i64,
+    purpose: TokenPurpose,
+    new_email: Option<&str>,
+    now: i64,
+    expires_at: i64,
+) -> QueryResult<()> {
+    use super::schema::account_tokens as t;
+    with_conn!(conn, |c| c.transaction(|c| {
+        diesel::delete(
+            t::table
+                .filter(t::user_id.eq(user_id))
+                .filter(t::purpose.eq(purpose.as_str())),
+        )
+        .execute(c)?;
+        diesel::insert_into(t::table)
+            .values((
+                t::token_hash.eq(token_hash),
+                t::user_id.eq(user_id),
+                t::purpose.eq(purpose.as_str()),
+                t::new_email.eq(new_email),
+                t::created_at.eq(now),
+                t::expires_at.eq(expires_at),
+            ))
+            .execute(c)?;
+        Ok(())
+    }))
+}
+
+/// Uses up a mailed link of this purpose: deletes it, expired or not, and returns its user
+/// and new email if it had not expired. Call it inside the transaction that acts on the
+/// link, so a failed action leaves the link usable.
+pub fn take_account_token(
+    conn: &mut DbConn,
+    token_hash: &str,
+    purpose: TokenPurpose,
+    now: i64,
+) -> QueryResult<Option<(i64, Option<String>)>> {
+    use super::schema::account_tokens as t;
+    let row: Option<(i64, Option<String>, i64)> = with_conn!(conn, |c| diesel::delete(
+        t::table
+            .filter(t::token_hash.eq(token_hash))
+            .filter(t::purpose.eq(purpose.as_str()))
+    )
+    .returning((t::user_id, t::new_email, t::expires_at))
+    .get_result(c)
+    .optional())?;
+    Ok(row
+        .filter(|(_, _, expires)| *expires > now)
+        .map(|(user, email, _)| (user, email)))
 }
 
 /// Spends one treat if the user has any: one conditional UPDATE, so concurrent spends can

@@ -1,11 +1,16 @@
-//! Accounts and sessions: argon2id password hashes, random session tokens stored only as
-//! SHA-256 hashes, sign-up, log-in and log-out, finding the user of a session, and the
-//! per-client limit on log-in and sign-up attempts.
+//! Accounts and sessions: argon2id password hashes, random tokens stored only as SHA-256
+//! hashes, sign-up, log-in and log-out, password reset and change, email change, log out
+//! everywhere, account deletion, finding the user of a session, and the per-client limit on
+//! attempts. Every operation that ends sessions closes their sockets (see `sockets`).
 
+use super::mail::Mail;
+use super::sockets::Ending;
 use super::Services;
+use crate::actors::pet::Release;
 use crate::clock::now_ms;
 use crate::db::models::{NewUserRow, UserRow};
-use crate::db::queries;
+use crate::db::queries::{self, TokenPurpose};
+use crate::db::DbConn;
 use crate::error::AppError;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -13,11 +18,12 @@ use base64::Engine as _;
 use diesel::Connection as _;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use livepet_shared::wire::User;
-use livepet_shared::UserId;
+use livepet_shared::{PetId, UserId};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The cookie that carries a session token.
@@ -27,6 +33,11 @@ pub const COOKIE: &str = "livepet_session";
 pub const PASSWORD_MIN: usize = 12;
 pub const PASSWORD_MAX: usize = 72;
 pub const EMAIL_MAX: usize = 160;
+
+/// How long a password-reset link works.
+pub const RESET_LINK_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a link confirming a new email address works.
+pub const CONFIRM_LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// argon2id with OWASP's recommended minimum: 19 MiB, 2 passes, 1 lane.
 fn hasher() -> Argon2<'static> {
@@ -90,28 +101,11 @@ pub fn normalize_email(email: &str) -> String {
 /// Validates registration input; field → message for every problem.
 pub fn validate_registration(email: &str, password: &str) -> Result<(), AppError> {
     let mut fields = BTreeMap::new();
-    let email = normalize_email(email);
-    if email.is_empty() {
-        fields.insert("email".into(), "enter your email address".into());
-    } else if email.chars().count() > EMAIL_MAX {
-        fields.insert("email".into(), format!("at most {EMAIL_MAX} characters"));
-    } else if !email.contains('@') || email.contains(char::is_whitespace) {
-        fields.insert(
-            "email".into(),
-            "enter an email address like name@example.com".into(),
-        );
+    if let Some(problem) = email_problem(email) {
+        fields.insert("email".into(), problem);
     }
-    let n = password.chars().count();
-    if n < PASSWORD_MIN {
-        fields.insert(
-            "password".into(),
-            format!("at least {PASSWORD_MIN} characters"),
-        );
-    } else if n > PASSWORD_MAX {
-        fields.insert(
-            "password".into(),
-            format!("at most {PASSWORD_MAX} characters"),
-        );
+    if let Some(problem) = password_problem(password) {
+        fields.insert("password".into(), problem);
     }
     if fields.is_empty() {
         Ok(())
@@ -120,11 +114,52 @@ pub fn validate_registration(email: &str, password: &str) -> Result<(), AppError
     }
 }
 
+/// One field's problem as a validation error.
+fn invalid(field: &str, problem: Option<String>) -> Result<(), AppError> {
+    match problem {
+        None => Ok(()),
+        Some(p) => Err(AppError::Validation(BTreeMap::from([(field.into(), p)]))),
+    }
+}
+
+/// What is wrong with an email address, if anything.
+fn email_problem(email: &str) -> Option<String> {
+    let email = normalize_email(email);
+    if email.is_empty() {
+        Some("enter your email address".into())
+    } else if email.chars().count() > EMAIL_MAX {
+        Some(format!("at most {EMAIL_MAX} characters"))
+    } else if !email.contains('@') || email.contains(char::is_whitespace) {
+        Some("enter an email address like name@example.com".into())
+    } else {
+        None
+    }
+}
+
+/// What is wrong with a new password, if anything.
+fn password_problem(password: &str) -> Option<String> {
+    let n = password.chars().count();
+    if n < PASSWORD_MIN {
+        Some(format!("at least {PASSWORD_MIN} characters"))
+    } else if n > PASSWORD_MAX {
+        Some(format!("at most {PASSWORD_MAX} characters"))
+    } else {
+        None
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Account settings, the precomputed dummy hash, and the attempt limiter.
 pub struct Accounts {
     /// A hash no password matches: unknown emails are verified against it.
     dummy_hash: String,
+    /// A session without "keep me logged in" (its cookie also ends with the browser).
     pub session_ttl: Duration,
+    /// A session with "keep me logged in".
+    pub remember_ttl: Duration,
     max_treats: u32,
     limiter: DefaultKeyedRateLimiter<IpAddr>,
 }
@@ -134,6 +169,20 @@ pub struct Accounts {
 pub struct NewSession {
     pub user: User,
     pub token: String,
+    /// Whether the cookie should outlive the browser ("keep me logged in").
+    pub remember: bool,
+    /// How long the session lasts.
+    pub ttl: Duration,
+}
+
+/// A live login session, as a request or a socket found it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub user: UserId,
+    /// The token's hash: names the session without being able to act as it.
+    pub token_hash: Arc<str>,
+    /// When it ends, ms since the Unix epoch.
+    pub expires_at: i64,
 }
 
 impl Accounts {
@@ -141,18 +190,21 @@ impl Accounts {
     pub fn new(
         attempts_per_minute: u32,
         session_ttl: Duration,
+        remember_ttl: Duration,
         max_treats: u32,
     ) -> Result<Accounts, AppError> {
         let per_minute = NonZeroU32::new(attempts_per_minute).unwrap_or(NonZeroU32::MIN);
         Ok(Accounts {
             dummy_hash: hash_password("no password ever matches this one")?,
             session_ttl,
+            remember_ttl,
             max_treats,
             limiter: governor::RateLimiter::keyed(Quota::per_minute(per_minute)),
         })
     }
 
-    /// Counts one log-in or sign-up attempt from this client; `RateLimited` past the limit.
+    /// Counts one attempt (log-in, sign-up, reset request, password check) from this client;
+    /// `RateLimited` past the limit.
     pub fn check_attempt(&self, client: Option<IpAddr>) -> Result<(), AppError> {
         let Some(ip) = client else {
             return Ok(());
@@ -168,17 +220,31 @@ impl Accounts {
     pub fn forget_quiet_clients(&self) {
         self.limiter.retain_recent();
     }
+
+    fn ttl(&self, remember: bool) -> Duration {
+        if remember {
+            self.remember_ttl
+        } else {
+            self.session_ttl
+        }
+    }
 }
 
 impl Services {
     /// Creates an account and its first session, both in one transaction: a sign-up that
     /// cannot be committed (a full disk) leaves neither behind and answers 503.
-    pub async fn sign_up(&self, email: &str, password: String) -> Result<NewSession, AppError> {
+    pub async fn sign_up(
+        &self,
+        email: &str,
+        password: String,
+        remember: bool,
+    ) -> Result<NewSession, AppError> {
         validate_registration(email, &password)?;
         let email = normalize_email(email);
         let max_treats = self.accounts.max_treats as i32;
         let (token, hash) = new_token();
-        let ttl = self.session_ttl_ms();
+        let ttl = self.accounts.ttl(remember);
+        let ttl_ms = millis(ttl);
         let dirty = self.world.dirty.clone();
         let row = self
             .db(move |c| {
@@ -194,13 +260,10 @@ impl Services {
                     };
                     let user = match queries::insert_user(c, &new) {
                         Ok(u) => u,
-                        Err(diesel::result::Error::DatabaseError(
-                            diesel::result::DatabaseErrorKind::UniqueViolation,
-                            _,
-                        )) => return Err(AppError::EmailTaken),
+                        Err(e) if is_unique_violation(&e) => return Err(AppError::EmailTaken),
                         Err(e) => return Err(e.into()),
                     };
-                    queries::insert_session(c, &hash, user.id, now, now.saturating_add(ttl))?;
+                    queries::insert_session(c, &hash, user.id, now, now.saturating_add(ttl_ms))?;
                     Ok(user)
                 })
             })
@@ -209,17 +272,20 @@ impl Services {
         Ok(NewSession {
             user: User::try_from(&row)?,
             token,
+            remember,
+            ttl,
         })
-    }
-
-    fn session_ttl_ms(&self) -> i64 {
-        i64::try_from(self.accounts.session_ttl.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// Checks credentials and starts a session. An unknown email and a wrong password run the
     /// very same verification and give the same answer, so neither the status nor the timing
     /// tells which it was.
-    pub async fn log_in(&self, email: &str, password: String) -> Result<NewSession, AppError> {
+    pub async fn log_in(
+        &self,
+        email: &str,
+        password: String,
+        remember: bool,
+    ) -> Result<NewSession, AppError> {
         let email = normalize_email(email);
         let dummy = self.accounts.dummy_hash.clone();
         let user = self
@@ -233,44 +299,98 @@ impl Services {
             })
             .await?;
         match user {
-            Some(row) => self.start_session(row).await,
+            Some(row) => self.start_session(row, remember).await,
             None => Err(AppError::Unauthorized("wrong email or password")),
         }
     }
 
-    async fn start_session(&self, row: UserRow) -> Result<NewSession, AppError> {
+    async fn start_session(&self, row: UserRow, remember: bool) -> Result<NewSession, AppError> {
         let user = User::try_from(&row)?;
         let (token, hash) = new_token();
         let now = now_ms();
-        let expires = now.saturating_add(self.session_ttl_ms());
+        let ttl = self.accounts.ttl(remember);
+        let expires = now.saturating_add(millis(ttl));
         let dirty = self.world.dirty.clone();
         self.db(move |c| {
             Services::check_database_file(&dirty)?;
             Ok(queries::insert_session(c, &hash, row.id, now, expires)?)
         })
         .await?;
-        Ok(NewSession { user, token })
+        Ok(NewSession {
+            user,
+            token,
+            remember,
+            ttl,
+        })
     }
 
-    /// Revokes the session of this token (nothing happens for an unknown one).
+    /// Revokes the session of this token and closes its sockets (nothing happens for an
+    /// unknown one).
     pub async fn log_out(&self, token: &str) -> Result<(), AppError> {
-        let hash = token_hash(token);
-        let dirty = self.world.dirty.clone();
-        self.db(move |c| {
-            Services::check_database_file(&dirty)?;
+        let Some(session) = self.session(token).await? else {
+            return Ok(());
+        };
+        let hash = session.token_hash.clone();
+        self.ending(session.user, Ending::One(&session.token_hash), move |c| {
             Ok(queries::delete_session(c, &hash)?)
         })
         .await?;
         Ok(())
     }
 
-    /// The user of an unexpired session; `None` when the token is unknown or expired.
-    pub async fn session_user(&self, token: &str) -> Result<Option<UserId>, AppError> {
+    /// Log out everywhere: every session of the user ends, this one included.
+    pub async fn log_out_everywhere(&self, user: UserId) -> Result<(), AppError> {
+        let ended = self
+            .ending(user, Ending::All, move |c| {
+                Ok(queries::delete_sessions_of_user(c, user.0, None)?)
+            })
+            .await?;
+        log::info!("user {user} logged out everywhere ({ended} sessions)");
+        Ok(())
+    }
+
+    /// Runs a database change that ends sessions of `user`: their sockets act on no frame
+    /// while it runs and close once it is committed; if it fails they carry on.
+    async fn ending<T, F>(&self, user: UserId, ending: Ending<'_>, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
+    {
+        let suspended = self.live.suspend(user, ending);
+        let dirty = self.world.dirty.clone();
+        let out = self
+            .db(move |c| {
+                Services::check_database_file(&dirty)?;
+                f(c)
+            })
+            .await?;
+        suspended.commit();
+        Ok(out)
+    }
+
+    /// The live session of a token: `None` when the token is unknown, revoked or expired.
+    pub async fn session(&self, token: &str) -> Result<Option<SessionInfo>, AppError> {
         let hash = token_hash(token);
         let found = self
-            .db(move |c| Ok(queries::find_session_user(c, &hash, now_ms())?))
+            .db(move |c| {
+                Ok(
+                    queries::find_session(c, &hash, now_ms())?.map(|(user, expires_at)| {
+                        SessionInfo {
+                            user: UserId(user),
+                            token_hash: hash.into(),
+                            expires_at,
+                        }
+                    }),
+                )
+            })
             .await?;
-        Ok(found.map(UserId))
+        Ok(found)
+    }
+
+    /// Whether the session with this token hash still stands (a socket's second check).
+    pub async fn session_stands(&self, token_hash: Arc<str>) -> Result<bool, AppError> {
+        self.db(move |c| Ok(queries::find_session(c, &token_hash, now_ms())?.is_some()))
+            .await
     }
 
     /// The user as the API shows it.
@@ -282,11 +402,233 @@ impl Services {
         }
     }
 
-    /// Deletes expired sessions; returns how many.
+    /// Checks a signed-in user's password (settings ask for it before changing anything);
+    /// a wrong one is 401 `unauthorized` with "wrong password".
+    async fn check_password(&self, user: UserId, password: String) -> Result<(), AppError> {
+        let dummy = self.accounts.dummy_hash.clone();
+        let ok = self
+            .db(move |c| {
+                let found = queries::find_user(c, user.0)?;
+                let stored = found
+                    .as_ref()
+                    .map_or(dummy.as_str(), |u| u.password_hash.as_str());
+                Ok(found.is_some() && verify_password(&password, stored, &dummy))
+            })
+            .await?;
+        if ok {
+            Ok(())
+        } else {
+            Err(AppError::Unauthorized("wrong password"))
+        }
+    }
+
+    /// Makes a password-reset link for an email address and mails it, if the address has an
+    /// account. The HTTP handler answers 202 before calling this (in a task of its own), so
+    /// neither the answer nor its timing says whether the address has an account.
+    pub async fn mail_reset_link(&self, email: &str) -> Result<(), AppError> {
+        let email = normalize_email(email);
+        let (token, hash) = new_token();
+        let now = now_ms();
+        let expires = now.saturating_add(millis(RESET_LINK_TTL));
+        let dirty = self.world.dirty.clone();
+        let lookup = email.clone();
+        let user = self
+            .db(move |c| {
+                let Some(user) = queries::find_user_by_email(c, &lookup)? else {
+                    return Ok(None);
+                };
+                Services::check_database_file(&dirty)?;
+                queries::replace_account_token(
+                    c,
+                    &hash,
+                    user.id,
+                    TokenPurpose::ResetPassword,
+                    None,
+                    now,
+                    expires,
+                )?;
+                Ok(Some(user.id))
+            })
+            .await?;
+        let Some(user) = user else {
+            log::info!("password reset asked for an address with no account");
+            return Ok(());
+        };
+        log::info!("password reset link made for user {user}");
+        let link = self.links.reset_password(&token);
+        self.mailer.send(Mail {
+            to: email,
+            subject: "Reset your LivePet password".into(),
+            text: format!(
+                "Someone (hopefully you) asked to reset the password of your LivePet account.\n\n\
+                 To choose a new password, open this link within a day:\n\n{link}\n\n\
+                 The link works once. If you did not ask for it, ignore this mail: your \
+                 password stays as it is.\n"
+            ),
+        });
+        Ok(())
+    }
+
+    /// Sets a new password through a reset link: the link is used up and every session of
+    /// the user ends (their sockets close).
+    pub async fn reset_password(&self, token: &str, password: String) -> Result<(), AppError> {
+        invalid("password", password_problem(&password))?;
+        let hash = token_hash(token);
+        let dirty = self.world.dirty.clone();
+        let user = self
+            .db(move |c| {
+                let password_hash = hash_password(&password)?;
+                Services::check_database_file(&dirty)?;
+                c.transaction(|c| {
+                    let Some((user, _)) = queries::take_account_token(
+                        c,
+                        &hash,
+                        TokenPurpose::ResetPassword,
+                        now_ms(),
+                    )?
+                    else {
+                        return Err(AppError::InvalidToken);
+                    };
+                    queries::set_password_hash(c, user, &password_hash)?;
+                    queries::delete_sessions_of_user(c, user, None)?;
+                    Ok(UserId(user))
+                })
+            })
+            .await?;
+        // The user was only known inside the transaction, so the sockets are closed right
+        // after it commits (before the answer), not suspended ahead of it.
+        self.live.end(user, Ending::All);
+        log::info!("user {user} reset their password; every session ended");
+        Ok(())
+    }
+
+    /// Changes the password of a signed-in user: every other session ends, this one stays.
+    pub async fn change_password(
+        &self,
+        user: UserId,
+        session: &SessionInfo,
+        current: String,
+        new: String,
+    ) -> Result<(), AppError> {
+        invalid("new_password", password_problem(&new))?;
+        self.check_password(user, current).await?;
+        let keep = session.token_hash.clone();
+        self.ending(user, Ending::AllBut(&session.token_hash), move |c| {
+            let password_hash = hash_password(&new)?;
+            c.transaction(|c| {
+                queries::set_password_hash(c, user.0, &password_hash)?;
+                queries::delete_sessions_of_user(c, user.0, Some(&keep))?;
+                Ok(())
+            })
+        })
+        .await?;
+        log::info!("user {user} changed their password; other sessions ended");
+        Ok(())
+    }
+
+    /// Asks to change the email of a signed-in user: a link goes to the new address, and
+    /// the email changes only when it is opened (within 7 days).
+    pub async fn request_email_change(
+        &self,
+        user: UserId,
+        current: String,
+        email: &str,
+    ) -> Result<(), AppError> {
+        invalid("email", email_problem(email))?;
+        self.check_password(user, current).await?;
+        let email = normalize_email(email);
+        let (token, hash) = new_token();
+        let now = now_ms();
+        let expires = now.saturating_add(millis(CONFIRM_LINK_TTL));
+        let dirty = self.world.dirty.clone();
+        let new_email = email.clone();
+        self.db(move |c| {
+            Services::check_database_file(&dirty)?;
+            Ok(queries::replace_account_token(
+                c,
+                &hash,
+                user.0,
+                TokenPurpose::ConfirmEmail,
+                Some(&new_email),
+                now,
+                expires,
+            )?)
+        })
+        .await?;
+        let link = self.links.confirm_email(&token);
+        self.mailer.send(Mail {
+            to: email,
+            subject: "Confirm your new LivePet email address".into(),
+            text: format!(
+                "Someone (hopefully you) asked to use this address for a LivePet account.\n\n\
+                 To confirm it, open this link within 7 days:\n\n{link}\n\n\
+                 Until then the account keeps its old address. If you did not ask for this, \
+                 ignore this mail.\n"
+            ),
+        });
+        log::info!("user {user} asked to change their email; confirmation link mailed");
+        Ok(())
+    }
+
+    /// Confirms a new email address through its link.
+    pub async fn confirm_email(&self, token: &str) -> Result<(), AppError> {
+        let hash = token_hash(token);
+        let dirty = self.world.dirty.clone();
+        let user = self
+            .db(move |c| {
+                Services::check_database_file(&dirty)?;
+                c.transaction(|c| {
+                    let Some((user, Some(email))) = queries::take_account_token(
+                        c,
+                        &hash,
+                        TokenPurpose::ConfirmEmail,
+                        now_ms(),
+                    )?
+                    else {
+                        return Err(AppError::InvalidToken);
+                    };
+                    match queries::set_email(c, user, &email) {
+                        Ok(_) => Ok(user),
+                        Err(e) if is_unique_violation(&e) => Err(AppError::EmailTaken),
+                        Err(e) => Err(e.into()),
+                    }
+                })
+            })
+            .await?;
+        log::info!("user {user} confirmed a new email address");
+        Ok(())
+    }
+
+    /// Deletes a signed-in user's account after checking the password: its sessions end,
+    /// its pets stop (leaving the active list with its sockets) and are deleted with it.
+    pub async fn delete_account(&self, user: UserId, password: String) -> Result<(), AppError> {
+        self.check_password(user, password).await?;
+        let pets = self
+            .ending(user, Ending::All, move |c| {
+                Ok(queries::delete_user(c, user.0)?)
+            })
+            .await?;
+        for id in &pets {
+            if let Some(pet) = self.world.registry.get(PetId(*id)) {
+                pet.do_send(Release);
+            }
+        }
+        log::info!("user {user} deleted their account and {} pets", pets.len());
+        Ok(())
+    }
+
+    /// Deletes expired sessions and links; returns how many sessions.
     pub async fn purge_expired_sessions(&self) -> Result<usize, AppError> {
         self.db(|c| Ok(queries::purge_expired_sessions(c, now_ms())?))
             .await
     }
+}
+
+fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
 }
 
 #[cfg(test)]

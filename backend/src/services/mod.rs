@@ -3,7 +3,9 @@
 //! only translate requests and frames into these calls and their answers back.
 
 pub mod accounts;
+pub mod mail;
 pub mod pets;
+pub mod sockets;
 pub mod treats;
 
 use crate::actors::presence::Presence;
@@ -12,6 +14,7 @@ use crate::error::AppError;
 use crate::world::World;
 use accounts::Accounts;
 use actix::Addr;
+use sockets::LiveSockets;
 use std::sync::Arc;
 
 /// What the operations run on.
@@ -20,6 +23,12 @@ pub struct Services {
     pub pool: DbPool,
     pub presence: Addr<Presence>,
     pub accounts: Accounts,
+    /// The open WebSockets of each session, closed when it ends.
+    pub live: LiveSockets,
+    /// Outgoing mail: `mailer.send(Mail { to, subject, text })` queues and returns at once.
+    pub mailer: mail::Mailer,
+    /// The links mails carry (`links.reset_password(token)`), on `--public-url`.
+    pub links: mail::Links,
 }
 
 impl Services {

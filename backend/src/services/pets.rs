@@ -11,12 +11,12 @@ use crate::db::queries;
 use crate::error::AppError;
 use crate::world::{DirtyPets, PetRecord};
 use livepet_shared::rules::{pet_name_problem, NameProblem, PET_NAME_MAX, PET_NAME_MIN};
-use livepet_shared::wire::{NewPet, PetListEntry, PetView};
+use livepet_shared::wire::{NewPet, PetListEntry, PetView, PETS_PAGE};
 use livepet_shared::{PetId, PetState, Species, UserId};
 use std::collections::BTreeMap;
 
-/// Most pets a list shows (newest first).
-const LIST_LIMIT: i64 = 500;
+/// Most pets one page of the list shows (newest first).
+const LIST_LIMIT: i64 = PETS_PAGE as i64;
 /// What every lookup of someone else's or a missing pet says over HTTP: the same answer,
 /// so ids reveal nothing.
 const NO_SUCH_PET: AppError = AppError::NotFound("no such pet");
@@ -98,9 +98,18 @@ impl Services {
 
     /// The owner's pets, newest first, each with its live state when it is alive here. A pet
     /// whose stored row is damaged is listed as such (and logged), not a failed list.
-    pub async fn pets_of(&self, owner: UserId) -> Result<Vec<PetListEntry>, AppError> {
+    pub async fn pets_of(
+        &self,
+        owner: UserId,
+        before: Option<i64>,
+    ) -> Result<Vec<PetListEntry>, AppError> {
+        let before = before.unwrap_or(i64::MAX);
         let rows = self
-            .db(move |c| Ok(queries::stored_pets_of_user(c, owner.0, LIST_LIMIT)?))
+            .db(move |c| {
+                Ok(queries::stored_pets_of_user(
+                    c, owner.0, before, LIST_LIMIT,
+                )?)
+            })
             .await?;
         let mut entries = Vec::with_capacity(rows.len());
         for stored in rows {

@@ -1,24 +1,30 @@
 //! ViewerSession: one browser tab's WebSocket, a thin transport. It decodes frames, enforces
 //! the heartbeat and the frame rate limit, forwards commands to pets, Presence and the
 //! services, and writes what comes back. Rules and multi-step operations (paying for a
-//! treat) live in `services/` and the pet actor.
+//! treat) live in `services/` and the pet actor. It never outlives its login session: it is
+//! registered in `services::sockets`, acts on no frame once the session is being ended, and
+//! closes with 4001 when it has ended or expired.
 
 use super::heartbeat::{Beat, Heartbeat};
 use super::protocol::{self, FrameError};
 use crate::actors::encode;
 use crate::actors::pet::{Feed, PetActor, PetFrame, Unwatch, ViewerId, Watch};
 use crate::actors::presence::{Connect, Disconnect, Join, Leave, Push};
+use crate::clock::now_ms;
+use crate::services::accounts::SessionInfo;
+use crate::services::sockets::SessionEnded;
 use crate::state::AppState;
 use actix::prelude::*;
 use actix_web::web;
 use actix_web_actors::ws;
 use governor::{DefaultDirectRateLimiter, Quota};
-use livepet_shared::wire::{ActivePet, ClientMsg, ErrorCode, ServerMsg};
+use livepet_shared::wire::{ActivePet, ClientMsg, ErrorCode, ServerMsg, CLOSE_SESSION_ENDED};
 use livepet_shared::{PetId, UserId};
 use std::collections::HashMap;
 use std::future::Future;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Largest frame accepted from a client.
@@ -38,6 +44,10 @@ type Ctx = ws::WebsocketContext<ViewerSession>;
 pub struct ViewerSession {
     id: ViewerId,
     user: UserId,
+    /// The login session this socket was opened with.
+    login: SessionInfo,
+    /// Set (by `services::sockets`) once the login session is being ended: act on nothing.
+    ended: Arc<AtomicBool>,
     state: web::Data<AppState>,
     watching: HashMap<PetId, Addr<PetActor>>,
     heartbeat: Heartbeat,
@@ -48,7 +58,7 @@ pub struct ViewerSession {
 }
 
 impl ViewerSession {
-    pub fn new(user: UserId, state: web::Data<AppState>) -> Self {
+    pub fn new(login: SessionInfo, state: web::Data<AppState>) -> Self {
         // A burst of twice the sustained rate absorbs a page load's flurry of frames.
         let per_second = state.settings.ws_frames_per_second;
         let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
@@ -56,7 +66,9 @@ impl ViewerSession {
         ViewerSession {
             id: NEXT_VIEWER.fetch_add(1, Ordering::Relaxed),
             heartbeat: Heartbeat::new(state.settings.ws_timeout, Instant::now()),
-            user,
+            user: login.user,
+            login,
+            ended: Arc::new(AtomicBool::new(false)),
             state,
             watching: HashMap::new(),
             limiter: governor::RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
@@ -130,7 +142,21 @@ impl ViewerSession {
         false
     }
 
+    /// Closes the socket because its login session ended (code 4001, "session ended").
+    fn session_ended(&mut self, ctx: &mut Ctx) {
+        self.ended.store(true, Ordering::SeqCst);
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::Other(CLOSE_SESSION_ENDED),
+            description: Some("session ended".into()),
+        }));
+        ctx.stop();
+    }
+
     fn handle_text(&mut self, text: &str, ctx: &mut Ctx) {
+        // The session is being ended: nothing more is done on its behalf.
+        if self.ended.load(Ordering::SeqCst) {
+            return;
+        }
         let msg = match protocol::decode(text) {
             Ok(m) => m,
             Err(e) => return self.error(ctx, e),
@@ -269,13 +295,38 @@ impl Actor for ViewerSession {
                 }
             }
         });
+        // Registered before the second look at the session: a revocation that committed
+        // before the look is seen by it, one that commits after finds the registration.
+        self.ended = self.state.services.live.register(
+            self.user,
+            self.id,
+            self.login.token_hash.clone(),
+            ctx.address().recipient(),
+        );
+        let expires_in = u64::try_from(self.login.expires_at.saturating_sub(now_ms())).unwrap_or(0);
+        ctx.run_later(Duration::from_millis(expires_in), |act, ctx| {
+            log::info!("session {}: login expired", act.id);
+            act.session_ended(ctx);
+        });
         let connect = Connect {
             viewer: self.id,
             user: self.user,
             to: ctx.address().recipient(),
         };
         let (state, user) = (self.state.clone(), self.user);
-        // The list first, then the treats: both before anything else is handled.
+        let (look, login) = (self.state.clone(), self.login.token_hash.clone());
+        // The second look, then the list, then the treats: all before any frame is handled.
+        ctx.wait(
+            async move { look.services.session_stands(login).await }
+                .into_actor(self)
+                .map(|stands, act, ctx| match stands {
+                    Ok(true) => {}
+                    Ok(false) => act.session_ended(ctx),
+                    // The database is down: the upgrade's check a moment ago stands; a
+                    // revocation cannot have committed without it either.
+                    Err(e) => e.log_cause(),
+                }),
+        );
         ctx.wait(
             async move {
                 let pets = state
@@ -308,6 +359,7 @@ impl Actor for ViewerSession {
 
     fn stopped(&mut self, _: &mut Ctx) {
         self.state.metrics().ws_connections.dec();
+        self.state.services.live.unregister(self.user, self.id);
         for (_, pet) in self.watching.drain() {
             pet.do_send(Unwatch { viewer: self.id });
         }
@@ -380,6 +432,19 @@ impl Handler<PetFrame> for ViewerSession {
                 pet: frame.pet_id,
             });
         }
+    }
+}
+
+impl Handler<SessionEnded> for ViewerSession {
+    type Result = ();
+
+    fn handle(&mut self, _: SessionEnded, ctx: &mut Ctx) {
+        log::info!(
+            "session {} of user {}: login session ended",
+            self.id,
+            self.user
+        );
+        self.session_ended(ctx);
     }
 }
 

@@ -39,12 +39,12 @@ pub async fn upgrade(
     let Some(token) = req.cookie(COOKIE).map(|c| c.value().to_string()) else {
         return Err(AppError::Unauthorized("log in first"));
     };
-    let Some(user) = state.services.session_user(&token).await? else {
+    let Some(login) = state.services.session(&token).await? else {
         return Err(AppError::Unauthorized(
             "your session has ended; log in again",
         ));
     };
-    let session = ViewerSession::new(user, state.clone());
+    let session = ViewerSession::new(login, state.clone());
     actix_web_actors::ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(MAX_FRAME)
         .start()

@@ -93,6 +93,49 @@ impl Client {
         res
     }
 
+    pub async fn put(&mut self, path: &str, body: Value) -> reqwest::Response {
+        let res = self
+            .with_cookie(self.http.put(format!("{}{path}", self.base)).json(&body))
+            .send()
+            .await
+            .unwrap();
+        self.keep_cookie(&res);
+        res
+    }
+
+    /// A DELETE with a JSON body (deleting an account needs the password).
+    pub async fn delete_json(&mut self, path: &str, body: Value) -> reqwest::Response {
+        let res = self
+            .with_cookie(self.http.delete(format!("{}{path}", self.base)).json(&body))
+            .send()
+            .await
+            .unwrap();
+        self.keep_cookie(&res);
+        res
+    }
+
+    /// Logs in (a new session, kept as this browser's cookie); returns the response.
+    pub async fn log_in(
+        &mut self,
+        email: &str,
+        password: &str,
+        remember: bool,
+    ) -> reqwest::Response {
+        self.post(
+            "/api/session",
+            json!({"email": email, "password": password, "remember": remember}),
+        )
+        .await
+    }
+
+    /// A second browser logged in as the same user (a session of its own).
+    pub async fn another_login(&self, email: &str) -> Client {
+        let mut other = Client::new(&self.base);
+        let res = other.log_in(email, PASSWORD, false).await;
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        other
+    }
+
     pub async fn register(&mut self, email: &str) -> reqwest::Response {
         self.post("/api/users", json!({"email": email, "password": PASSWORD}))
             .await
@@ -277,6 +320,11 @@ impl Ws {
             })
             .await;
         (pets, self.treats().await)
+    }
+
+    /// Waits for the close, skipping frames; its code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        self.drain().await.1
     }
 
     pub async fn close(mut self) {

@@ -8,9 +8,11 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use livepet_server::config::{DbArgs, SeedArgs, ServeArgs};
 use livepet_server::db::{self, DbUrl};
+use livepet_server::services::Services;
 use livepet_server::startup::Application;
 use livepet_server::world::World;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -194,6 +196,9 @@ pub struct TestApp {
     // database is deleted.
     server: Application,
     pub db: TestDb,
+    /// Where this server writes mail without SMTP (a folder of its own, unless the test chose).
+    mail_dir: PathBuf,
+    _mail_tmp: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -224,9 +229,17 @@ impl TestApp {
     /// A server on a database the test prepared (seeded, or left by an earlier server).
     pub async fn spawn_on(db: TestDb, configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
         let mut args = ServeArgs::for_tests(db.url.clone());
+        let mail_tmp = tempfile::tempdir().unwrap();
+        args.mail_dir = Some(mail_tmp.path().to_owned());
         configure(&mut args);
+        let mail_dir = args.mail_config().dir;
         let server = Application::build(args).await.unwrap();
-        TestApp { server, db }
+        TestApp {
+            server,
+            db,
+            mail_dir,
+            _mail_tmp: mail_tmp,
+        }
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -258,6 +271,16 @@ impl TestApp {
 
     pub fn world(&self) -> &Arc<World> {
         self.server.world()
+    }
+
+    /// The server's operations (its mailer, its links, …), to drive one step directly.
+    pub fn services(&self) -> &Services {
+        self.server.services()
+    }
+
+    /// The folder this server writes `.eml` files to when it has no SMTP server.
+    pub fn mail_dir(&self) -> &Path {
+        &self.mail_dir
     }
 
     /// How many stored pets were brought to life at startup.

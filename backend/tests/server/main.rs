@@ -24,4 +24,5 @@ mod pets_api;
 mod process_faults;
 mod reliability;
 mod security;
+mod sessions;
 mod storage;
