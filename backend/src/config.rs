@@ -15,6 +15,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// One value per process, parsed once: boxing `ServeArgs` would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the world: load every live pet, tick them, and serve the app, the API and /ws.
@@ -166,7 +168,7 @@ pub struct ServeArgs {
     /// the first byte. Ports default to 587 and 465; percent-encode special characters in the
     /// user and password. Without it, each mail is written as an .eml file to --mail-dir.
     #[arg(long, env = "LIVEPET_SMTP_URL", hide_env_values = true,
-          value_parser = clap::builder::ValueParser::new(parse_smtp_url))]
+          value_parser = SmtpUrlParser)]
     pub smtp_url: Option<SmtpUrl>,
 
     /// Sender of every mail, e.g. "LivePet <livepet@example.com>".
@@ -185,8 +187,33 @@ pub struct ServeArgs {
     pub public_url: Option<String>,
 }
 
-fn parse_smtp_url(s: &str) -> Result<SmtpUrl, String> {
-    s.parse()
+/// Parses `--smtp-url` with an error of its own: clap's usual one repeats the value, and
+/// this one may hold a password.
+#[derive(Clone)]
+struct SmtpUrlParser;
+
+impl clap::builder::TypedValueParser for SmtpUrlParser {
+    type Value = SmtpUrl;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<SmtpUrl, clap::Error> {
+        let invalid = |why: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for --smtp-url (LIVEPET_SMTP_URL): {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        value
+            .to_str()
+            .ok_or_else(|| invalid("not valid UTF-8"))?
+            .parse()
+            .map_err(|e: String| invalid(&e))
+    }
 }
 
 impl ServeArgs {

@@ -450,8 +450,9 @@ impl TokenPurpose {
     }
 }
 
-/// Stores a mailed link's hash, replacing the user's earlier links of the same purpose (a
-/// new reset mail makes the older ones useless).
+/// Stores a mailed link's hash, replacing the user's earlier link of the same purpose (a
+/// new reset mail makes the older one useless). One statement on the (user, purpose) key,
+/// so two links asked for at once still leave exactly one.
 pub fn replace_account_token(
     conn: &mut DbConn,
     token_hash: &str,
@@ -463,17 +464,19 @@ pub fn replace_account_token(
 ) -> QueryResult<()> {
     use super::schema::account_tokens as t;
     with_conn!(conn, |c| c.transaction(|c| {
-        diesel::delete(
-            t::table
-                .filter(t::user_id.eq(user_id))
-                .filter(t::purpose.eq(purpose.as_str())),
-        )
-        .execute(c)?;
         diesel::insert_into(t::table)
             .values((
                 t::token_hash.eq(token_hash),
                 t::user_id.eq(user_id),
                 t::purpose.eq(purpose.as_str()),
+                t::new_email.eq(new_email),
+                t::created_at.eq(now),
+                t::expires_at.eq(expires_at),
+            ))
+            .on_conflict((t::user_id, t::purpose))
+            .do_update()
+            .set((
+                t::token_hash.eq(token_hash),
                 t::new_email.eq(new_email),
                 t::created_at.eq(now),
                 t::expires_at.eq(expires_at),

@@ -135,8 +135,9 @@ impl Mailer {
                 let create = dir.clone();
                 // A folder we cannot create is not worth refusing to start for: the server
                 // works without mail, and each failed write says why in the log.
-                match actix_web::rt::task::spawn_blocking(move || create_private_dir(&create)).await
-                {
+                let created =
+                    actix_web::rt::task::spawn_blocking(move || create_private_dir(&create)).await;
+                match created {
                     Ok(Ok(())) => log::info!(
                         "mail: no --smtp-url, writing .eml files to {}",
                         dir.display()
@@ -353,6 +354,13 @@ impl Courier {
             .from(self.from.clone())
             .to(to)
             .subject(mail.subject.clone())
+            // Some relays add none, and spam filters frown on a mail without one.
+            .message_id(Some(format!(
+                "<{}.{:016x}@{}>",
+                crate::clock::now_ms(),
+                rand::random::<u64>(),
+                self.from.email.domain()
+            )))
             .header(ContentType::TEXT_PLAIN)
             .body(text_body(&mail.text))
             .map_err(|e| format!("cannot build the message: {e}"))

@@ -9,6 +9,7 @@
 // A failed unwrap is a failed test, with its location: the plainest check there is.
 #![allow(clippy::unwrap_used)]
 
+mod accounts;
 mod harness;
 #[path = "../support/process.rs"]
 mod process;

@@ -7,7 +7,7 @@ use crate::harness::{Browser, ChromeDriver, Env, Server};
 
 /// Two Chromium sessions and a server at once are a lot for a 2-core CI box: the browser
 /// tests take turns instead of competing for the CPU (and timing out).
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn sqlite_url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}", dir.path().join("e2e.db").display())

@@ -154,3 +154,43 @@ async fn login_and_registration_are_rate_limited_sqlite() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
 }
+
+/// Logs in as nobody from a client that says (through X-Forwarded-For) it is `forwarded`;
+/// the status.
+async fn attempt_as(c: &Client, forwarded: &str) -> u16 {
+    c.http
+        .post(format!("{}/api/session", c.base))
+        .header("X-Forwarded-For", forwarded)
+        .json(&json!({"email": "x@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Behind a trusted proxy the attempt limit counts each client the proxy names; without
+/// `--trusted-proxies` the header is ignored, so a client cannot dodge the limit with it.
+#[actix_rt::test]
+async fn the_attempt_limit_counts_the_client_a_trusted_proxy_names_sqlite() {
+    let proxied = TestApp::sqlite_with(|args| {
+        args.auth_attempts_per_minute = 2;
+        args.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let c = proxied.client();
+    assert_eq!(attempt_as(&c, "203.0.113.1").await, 401);
+    assert_eq!(attempt_as(&c, "203.0.113.1").await, 401);
+    assert_eq!(attempt_as(&c, "203.0.113.1").await, 429);
+    // Another client behind the same proxy has its own allowance; a forged hop before the
+    // one the proxy appended does not change who is counted.
+    assert_eq!(attempt_as(&c, "203.0.113.2").await, 401);
+    assert_eq!(attempt_as(&c, "198.51.100.7, 203.0.113.1").await, 429);
+
+    let direct = TestApp::sqlite_with(|args| args.auth_attempts_per_minute = 2).await;
+    let c = direct.client();
+    assert_eq!(attempt_as(&c, "203.0.113.1").await, 401);
+    assert_eq!(attempt_as(&c, "203.0.113.2").await, 401);
+    // Untrusted: every request is the peer's, whatever the header says.
+    assert_eq!(attempt_as(&c, "203.0.113.3").await, 429);
+}

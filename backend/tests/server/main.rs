@@ -12,6 +12,8 @@ mod client;
 #[path = "../support/process.rs"]
 mod process;
 mod proxy;
+#[path = "../support/smtp.rs"]
+mod smtp;
 
 mod accounts;
 mod actors;
@@ -19,6 +21,8 @@ mod binary;
 mod headers;
 mod hostile;
 mod live;
+mod mail;
+mod password_reset;
 mod persistence;
 mod pets_api;
 mod process_faults;

@@ -12,6 +12,7 @@
 //! ```
 
 use mailin::{Action, AuthMechanism, Handler, Response, SessionBuilder};
+use mailparse::MailHeaderMap as _;
 use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -39,6 +40,8 @@ pub struct ReceivedMail {
     pub text: String,
     /// The message as it came over the wire or sat in the file.
     pub raw: String,
+    /// The `.eml` file it was read from (`None` for a mail received over SMTP).
+    pub file: Option<PathBuf>,
 }
 
 impl ReceivedMail {
@@ -58,6 +61,7 @@ impl ReceivedMail {
                 .expect("a decodable body")
                 .replace("\r\n", "\n"),
             raw: String::from_utf8_lossy(raw).into_owned(),
+            file: None,
         }
     }
 
@@ -217,7 +221,11 @@ impl Drop for SmtpReceiver {
 }
 
 /// One SMTP conversation, line by line through mailin's state machine.
-fn converse(stream: TcpStream, session: &SessionBuilder, shared: Arc<Shared>) -> std::io::Result<()> {
+fn converse(
+    stream: TcpStream,
+    session: &SessionBuilder,
+    shared: Arc<Shared>,
+) -> std::io::Result<()> {
     let peer = stream.peer_addr()?.ip();
     // A client that goes silent must not keep a thread forever.
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -324,19 +332,12 @@ pub fn unused_port() -> u16 {
 }
 
 /// Waits until an `.eml` file addressed to `address` is in `dir` (the oldest such, by its
-/// time-ordered name) and returns its path and content; panics after `timeout`. Polls the
-/// folder: a file appearing is the event, and there is nothing to wait on but the folder.
-pub async fn wait_for_mail_file(
-    dir: &Path,
-    address: &str,
-    timeout: Duration,
-) -> (PathBuf, ReceivedMail) {
+/// time-ordered name) and returns it, read; panics after `timeout`. Polls the folder: a file
+/// appearing is the event, and there is nothing to wait on but the folder.
+pub async fn wait_for_eml(dir: &Path, address: &str, timeout: Duration) -> ReceivedMail {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(found) = mail_files(dir)
-            .into_iter()
-            .find(|(_, mail)| mail.is_for(address))
-        {
+        if let Some(found) = eml_files(dir).into_iter().find(|m| m.is_for(address)) {
             return found;
         }
         assert!(
@@ -348,8 +349,8 @@ pub async fn wait_for_mail_file(
     }
 }
 
-/// Every `.eml` file in `dir`, oldest first, parsed.
-pub fn mail_files(dir: &Path) -> Vec<(PathBuf, ReceivedMail)> {
+/// Every `.eml` file in `dir`, oldest first, read.
+pub fn eml_files(dir: &Path) -> Vec<ReceivedMail> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -360,9 +361,9 @@ pub fn mail_files(dir: &Path) -> Vec<(PathBuf, ReceivedMail)> {
     paths.sort();
     paths
         .into_iter()
-        .map(|p| {
-            let mail = ReceivedMail::parse(&std::fs::read(&p).unwrap());
-            (p, mail)
+        .map(|path| ReceivedMail {
+            file: Some(path.clone()),
+            ..ReceivedMail::parse(&std::fs::read(&path).unwrap())
         })
         .collect()
 }
