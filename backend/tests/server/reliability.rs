@@ -99,7 +99,7 @@ async fn hard_kills_lose_at_most_one_interval(backend: Backend) {
         )
         .await;
         server
-            .wait_line("topped up treats", Duration::from_secs(30))
+            .wait_logged("topped up treats", Duration::from_secs(30))
             .await;
         let mut owners = owners_watching(&server.base, 3, &format!("k{round}_")).await;
         pets.extend(owners.iter().map(|o| o.pet.id));

@@ -540,7 +540,7 @@ async fn a_full_disk_is_answered_503_with_nothing_half_done(backend: Backend) {
         ],
     )
     .await;
-    server.wait_line("topped up treats", TIMEOUT).await;
+    server.wait_logged("topped up treats", TIMEOUT).await;
     // An owner on their pet's page, and a friend who gives it treats.
     let mut owner = Client::new(&server.base);
     let before = owner.signup_with_pet("owner@example.com", "Before").await;

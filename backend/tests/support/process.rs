@@ -101,6 +101,24 @@ impl ServerProcess {
         }
     }
 
+    /// Waits until the server has logged a line containing `needle`, whenever it did: also
+    /// a line logged before an earlier wait passed it by (startup lines can come before or
+    /// after "listening on").
+    #[allow(dead_code)] // the browser tests include this file but only wait for later lines
+    pub async fn wait_logged(&mut self, needle: &str, timeout: Duration) -> String {
+        let earlier = self
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains(needle))
+            .cloned();
+        match earlier {
+            Some(line) => line,
+            None => self.wait_line(needle, timeout).await,
+        }
+    }
+
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
