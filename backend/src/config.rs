@@ -2,6 +2,7 @@
 //! mirrored by an environment variable. No globals: the parsed values are passed down.
 
 use crate::db::DbUrl;
+use crate::services::limits::LimitSettings;
 use crate::services::mail::{self, MailConfig, SmtpUrl};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -138,6 +139,33 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_attempts_per_minute: u32,
 
+    /// Live pets one user may have; adopting more is refused (422 `limit_reached`).
+    #[arg(long, env = "LIVEPET_MAX_PETS_PER_USER", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pets_per_user: u32,
+
+    /// Adoptions one user may make per minute (429 beyond).
+    #[arg(long, env = "LIVEPET_ADOPTIONS_PER_MINUTE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub adoptions_per_minute: u32,
+
+    /// WebSockets one user may have open at once (tabs, devices); more are refused with 429.
+    #[arg(long, env = "LIVEPET_MAX_SOCKETS_PER_USER", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sockets_per_user: u32,
+
+    /// Pets one user may watch at once across all its sockets; each watched pet is on every
+    /// viewer's active list, so this bounds what one account can put there.
+    #[arg(long, env = "LIVEPET_MAX_WATCHED_PER_USER", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_watched_per_user: u32,
+
+    /// WebSocket frames one user may send per second across all its sockets (twice that as
+    /// a burst); beyond it frames are refused like a single socket's flood.
+    #[arg(long, env = "LIVEPET_FRAMES_PER_USER_PER_SECOND", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub frames_per_user_per_second: u32,
+
     /// WebSocket frames a session may send per second (twice that as a burst); beyond it
     /// frames are refused, and sustained flooding closes the socket.
     #[arg(long, env = "LIVEPET_WS_FRAMES_PER_SECOND", default_value_t = 50,
@@ -237,6 +265,12 @@ impl ServeArgs {
             // Tests sign up many users from one address; the limiter test lowers this.
             auth_attempts_per_minute: 10_000,
             ws_frames_per_second: 50,
+            // Tests open many sockets and pets per user; the limit tests lower these.
+            max_pets_per_user: 100_000,
+            adoptions_per_minute: 100_000,
+            max_sockets_per_user: 10_000,
+            max_watched_per_user: 10_000,
+            frames_per_user_per_second: 100_000,
             no_dashboard: false,
             ws_timeout_ms: 30_000,
             body_timeout_s: 10,
@@ -259,6 +293,16 @@ impl ServeArgs {
 
     pub fn ws_timeout(&self) -> Duration {
         Duration::from_millis(self.ws_timeout_ms)
+    }
+
+    pub fn limits(&self) -> LimitSettings {
+        LimitSettings {
+            pets: self.max_pets_per_user,
+            adoptions_per_minute: self.adoptions_per_minute,
+            sockets: self.max_sockets_per_user,
+            frames_per_second: self.frames_per_user_per_second,
+            watched: self.max_watched_per_user,
+        }
     }
 
     pub fn body_timeout(&self) -> Duration {

@@ -40,6 +40,11 @@ pub enum AppError {
     UnsupportedMediaType,
     /// Too many attempts; retry after this many seconds.
     RateLimited(u64),
+    /// A per-user limit that the request would pass (422): live pets.
+    LimitReached(String),
+    /// A per-user limit on open things (429, no retry time: closing one frees a place):
+    /// WebSockets.
+    TooManyOpen(String),
     /// The database is unreachable or failing; retry later.
     Unavailable(String),
     Internal(String),
@@ -63,6 +68,7 @@ impl AppError {
             AppError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
             AppError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             AppError::RateLimited(_) => ErrorCode::RateLimited,
+            AppError::LimitReached(_) | AppError::TooManyOpen(_) => ErrorCode::LimitReached,
             AppError::Unavailable(_) => ErrorCode::ServiceUnavailable,
             AppError::Internal(_) => ErrorCode::Internal,
         }
@@ -89,6 +95,7 @@ impl AppError {
                 "send JSON with Content-Type: application/json".into()
             }
             AppError::RateLimited(s) => format!("too many attempts; try again in {s} s"),
+            AppError::LimitReached(m) | AppError::TooManyOpen(m) => m.clone(),
             AppError::Unavailable(_) => "the database is unavailable; try again shortly".into(),
             AppError::Internal(_) => "something went wrong on our side".into(),
         }
@@ -141,7 +148,8 @@ impl ResponseError for AppError {
             }
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::RateLimited(_) | AppError::TooManyOpen(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::LimitReached(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -303,6 +311,16 @@ mod tests {
                 AppError::EmailTaken,
                 409,
                 body("email_taken", "an account with this email already exists"),
+            ),
+            (
+                AppError::LimitReached("at most 2 live pets".into()),
+                422,
+                body("limit_reached", "at most 2 live pets"),
+            ),
+            (
+                AppError::TooManyOpen("at most 2 sockets".into()),
+                429,
+                body("limit_reached", "at most 2 sockets"),
             ),
             (
                 AppError::InvalidToken,

@@ -12,6 +12,7 @@ use crate::db;
 use crate::db::lock::DbLock;
 use crate::metrics::Metrics;
 use crate::services::accounts::Accounts;
+use crate::services::limits::UserLimits;
 use crate::services::mail::{self, Links, Mailer};
 use crate::services::sockets::LiveSockets;
 use crate::services::Services;
@@ -151,6 +152,7 @@ impl Application {
                 presence: presence.clone(),
                 accounts,
                 live: LiveSockets::default(),
+                limits: UserLimits::new(cfg.limits()),
                 mailer,
                 links,
             },
@@ -366,6 +368,7 @@ async fn housekeeping(state: web::Data<AppState>) {
     loop {
         every.tick().await;
         state.services.accounts.forget_quiet_clients();
+        state.services.limits.forget_quiet_users();
         match state.services.purge_expired_sessions().await {
             Ok(n) if n > 0 => log::info!("removed {n} expired session(s)"),
             Ok(_) => {}

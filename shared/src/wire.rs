@@ -265,6 +265,8 @@ error_codes! {
     NoTreats => "no_treats",
     /// A reset or confirmation link that is unknown, used or expired.
     InvalidToken => "invalid_token",
+    /// A per-user limit (live pets, open sockets, watched pets) is reached.
+    LimitReached => "limit_reached",
 }
 
 /// The inside of an HTTP error body.
@@ -336,7 +338,7 @@ mod tests {
 
     #[test]
     fn every_error_code_matches_its_serde_name() {
-        assert_eq!(ErrorCode::ALL.len(), 19);
+        assert_eq!(ErrorCode::ALL.len(), 20);
         for &code in ErrorCode::ALL {
             assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
             let back: ErrorCode = serde_json::from_value(json!(code.as_str())).unwrap();

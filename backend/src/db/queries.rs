@@ -282,6 +282,54 @@ pub fn insert_pet(conn: &mut DbConn, new: &NewPetRow<'_>) -> QueryResult<PetRow>
     .get_result(c)))
 }
 
+/// Inserts a pet unless its owner already has `max_live` live pets (then `None`), committed
+/// on return. The count and the insert are one unit per owner: SQLite takes its write lock
+/// before counting (an immediate transaction), PostgreSQL locks the owner's row first, so
+/// two adoptions at once cannot both take the last place.
+pub fn insert_pet_within(
+    conn: &mut DbConn,
+    new: &NewPetRow<'_>,
+    max_live: i64,
+) -> QueryResult<Option<PetRow>> {
+    match conn {
+        DbConn::Sqlite(c) => c.immediate_transaction(|c| {
+            let live: i64 = pets::table
+                .filter(pets::user_id.eq(new.user_id))
+                .filter(pets::is_alive.eq(true))
+                .count()
+                .get_result(c)?;
+            if live >= max_live {
+                return Ok(None);
+            }
+            diesel::insert_into(pets::table)
+                .values(new)
+                .returning(PetRow::as_returning())
+                .get_result(c)
+                .map(Some)
+        }),
+        DbConn::Pg(c) => c.transaction(|c| {
+            users::table
+                .find(new.user_id)
+                .select(users::id)
+                .for_update()
+                .first::<i64>(c)?;
+            let live: i64 = pets::table
+                .filter(pets::user_id.eq(new.user_id))
+                .filter(pets::is_alive.eq(true))
+                .count()
+                .get_result(c)?;
+            if live >= max_live {
+                return Ok(None);
+            }
+            diesel::insert_into(pets::table)
+                .values(new)
+                .returning(PetRow::as_returning())
+                .get_result(c)
+                .map(Some)
+        }),
+    }
+}
+
 /// Rows per multi-row INSERT: 8 binds a row stays under both backends' bind limits.
 const INSERT_ROWS_PER_STATEMENT: usize = 4_000;
 

@@ -3,6 +3,8 @@
 //! only translate requests and frames into these calls and their answers back.
 
 pub mod accounts;
+pub mod canonical;
+pub mod limits;
 pub mod mail;
 pub mod pets;
 pub mod sockets;
@@ -25,6 +27,8 @@ pub struct Services {
     pub accounts: Accounts,
     /// The open WebSockets of each session, closed when it ends.
     pub live: LiveSockets,
+    /// Per-user limits: live pets, adoptions, sockets, watched pets, frames.
+    pub limits: limits::UserLimits,
     /// Outgoing mail: `mailer.send(Mail { to, subject, text })` queues and returns at once.
     pub mailer: mail::Mailer,
     /// The links mails carry (`links.reset_password(token)`), on `--public-url`.

@@ -3,6 +3,7 @@
 //! row is damaged is shown as damaged (what could be read, and what is wrong), never as a
 //! failed list.
 
+use super::canonical::canonical_pet_name;
 use super::Services;
 use crate::actors::pet::Get;
 use crate::clock::now_ms;
@@ -17,31 +18,36 @@ use std::collections::BTreeMap;
 
 /// Most pets one page of the list shows (newest first).
 const LIST_LIMIT: i64 = PETS_PAGE as i64;
-/// What every lookup of someone else's or a missing pet says over HTTP: the same answer,
-/// so ids reveal nothing.
-const NO_SUCH_PET: AppError = AppError::NotFound("no such pet");
+/// What every owner-only path says about someone else's pet and about a missing one, over
+/// HTTP and over the WebSocket (watch, feed): the same code and message, so ids reveal
+/// nothing about which pets exist.
+pub const NO_SUCH_PET: AppError = AppError::NotFound("no such pet");
 
-/// Validates a new pet; every problem by field. Returns the trimmed name and the species.
+/// Validates a new pet; every problem by field. Returns the name as stored (NFC, trimmed:
+/// see [`canonical_pet_name`]) and the species.
 pub fn validate_new_pet(p: &NewPet) -> Result<(String, Species), AppError> {
     let mut fields = BTreeMap::new();
-    match pet_name_problem(&p.name) {
-        Some(NameProblem::TooShort(_)) => {
-            fields.insert("name".into(), format!("at least {PET_NAME_MIN} characters"));
+    let name = canonical_pet_name(&p.name);
+    let problem = pet_name_problem(&name).map(|problem| match problem {
+        NameProblem::TooShort(_) => format!("at least {PET_NAME_MIN} characters"),
+        NameProblem::TooLong(_) => format!("at most {PET_NAME_MAX} characters"),
+        NameProblem::ControlCharacter => "no control characters".into(),
+        NameProblem::FormatCharacter => {
+            "no invisible formatting characters (zero-width, right-to-left override, \
+             byte-order mark)"
+                .into()
         }
-        Some(NameProblem::TooLong(_)) => {
-            fields.insert("name".into(), format!("at most {PET_NAME_MAX} characters"));
-        }
-        Some(NameProblem::ControlCharacter) => {
-            fields.insert("name".into(), "no control characters".into());
-        }
-        None => {}
+        NameProblem::Invisible => "the name must have something visible in it".into(),
+    });
+    if let Some(problem) = problem {
+        fields.insert("name".into(), problem);
     }
     let species = Species::parse(&p.species);
     if species.is_none() {
         fields.insert("species".into(), "choose one of the species".into());
     }
     match species {
-        Some(s) if fields.is_empty() => Ok((p.name.trim().to_string(), s)),
+        Some(s) if fields.is_empty() => Ok((name, s)),
         _ => Err(AppError::Validation(fields)),
     }
 }
@@ -59,14 +65,16 @@ impl Services {
     /// it. A failed write starts nothing.
     pub async fn adopt(&self, owner: UserId, new: &NewPet) -> Result<PetView, AppError> {
         let (name, species) = validate_new_pet(new)?;
+        self.limits.check_adoption(owner)?;
         let newborn = PetState::newborn(&self.world.rules);
+        let max_live = i64::from(self.limits.settings.pets);
         let row = {
             let name = name.clone();
             let dirty = self.world.dirty.clone();
             self.db(move |c| {
                 Services::check_database_file(&dirty)?;
                 let now = now_ms();
-                Ok(queries::insert_pet(
+                Ok(queries::insert_pet_within(
                     c,
                     &NewPetRow {
                         user_id: owner.0,
@@ -78,9 +86,13 @@ impl Services {
                         created_at: now,
                         updated_at: now,
                     },
+                    max_live,
                 )?)
             })
             .await?
+        };
+        let Some(row) = row else {
+            return Err(self.limits.too_many_pets());
         };
         let pet = self
             .world
@@ -140,7 +152,8 @@ impl Services {
     }
 
     /// Why the user cannot act on a pet that is not alive in this process, or, when they
-    /// only want to look (`acting` false) at their own dead pet, its stored view.
+    /// only want to look (`acting` false) at their own dead pet, its stored view. Someone
+    /// else's pet, dead or stored, is [`NO_SUCH_PET`], exactly like a missing one.
     pub async fn pet_not_live(
         &self,
         user: UserId,
@@ -148,10 +161,7 @@ impl Services {
         acting: bool,
     ) -> Result<PetView, AppError> {
         match self.stored_pet(id).await? {
-            Some(row) if row.user_id != Some(user.0) => {
-                Err(AppError::Forbidden("this pet belongs to someone else"))
-            }
-            Some(row) => {
+            Some(row) if row.user_id == Some(user.0) => {
                 let row = PetRow::try_from(row)?;
                 if acting {
                     Err(AppError::PetDead)
@@ -159,7 +169,7 @@ impl Services {
                     Ok(PetView::try_from(&row)?)
                 }
             }
-            None => Err(AppError::NotFound("there is no such pet")),
+            _ => Err(NO_SUCH_PET),
         }
     }
 

@@ -8,12 +8,15 @@
 //! are told to close (code 4001). If the commit fails the flags are cleared again and the
 //! sockets carry on, since their session still stands.
 //!
+//! The same registry counts each user's open sockets and watched pets for the per-user
+//! limits (`services::limits`).
+//!
 //! A socket registers itself when it starts and then checks its session in the database
 //! once more; a revocation committed between the upgrade's check and the registration is
 //! caught by that second check, one committed after it finds the registration.
 
 use actix::prelude::*;
-use livepet_shared::UserId;
+use livepet_shared::{PetId, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,6 +52,8 @@ struct Socket {
     session: Arc<str>,
     ended: Arc<AtomicBool>,
     to: Recipient<SessionEnded>,
+    /// The pets this socket watches.
+    watching: Vec<PetId>,
 }
 
 /// The open sockets of every user, by session.
@@ -84,8 +89,52 @@ impl LiveSockets {
             session,
             ended: ended.clone(),
             to,
+            watching: Vec::new(),
         });
         ended
+    }
+
+    /// How many sockets the user has open.
+    pub fn open_of(&self, user: UserId) -> usize {
+        self.lock().get(&user).map_or(0, Vec::len)
+    }
+
+    /// Records that socket `id` of `user` watches `pet`, unless that would make the user
+    /// watch more than `max` distinct pets (a pet already watched in another tab is free).
+    pub fn try_watch(&self, user: UserId, id: u64, pet: PetId, max: usize) -> bool {
+        let mut map = self.lock();
+        let Some(list) = map.get_mut(&user) else {
+            return false;
+        };
+        let mut distinct: Vec<PetId> = list
+            .iter()
+            .flat_map(|s| s.watching.iter().copied())
+            .collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if !distinct.contains(&pet) && distinct.len() >= max {
+            return false;
+        }
+        match list.iter_mut().find(|s| s.id == id) {
+            Some(s) => {
+                if !s.watching.contains(&pet) {
+                    s.watching.push(pet);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Socket `id` of `user` no longer watches `pet`.
+    pub fn unwatch(&self, user: UserId, id: u64, pet: PetId) {
+        if let Some(s) = self
+            .lock()
+            .get_mut(&user)
+            .and_then(|list| list.iter_mut().find(|s| s.id == id))
+        {
+            s.watching.retain(|p| *p != pet);
+        }
     }
 
     /// Forgets a socket that has stopped.

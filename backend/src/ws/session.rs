@@ -107,25 +107,33 @@ impl ViewerSession {
         }));
     }
 
-    /// Token bucket per session; sustained abuse closes the socket (policy violation).
+    /// Token buckets per session and per user (across all the user's sockets); sustained
+    /// abuse closes the socket (policy violation).
     fn admit(&mut self, ctx: &mut Ctx) -> bool {
-        if self.limiter.check().is_ok() {
+        let limits = &self.state.services.limits;
+        let refused = if self.limiter.check().is_err() {
+            Some(format!(
+                "slow down: at most {} frames per second",
+                self.state.settings.ws_frames_per_second
+            ))
+        } else if !limits.admit_frame(self.user) {
+            Some(format!(
+                "slow down: at most {} frames per second across all your connections",
+                limits.settings.frames_per_second
+            ))
+        } else {
+            None
+        };
+        let Some(why) = refused else {
             return true;
-        }
+        };
         if self.refused_since.elapsed() > ABUSE_WINDOW {
             self.refused = 0;
             self.refused_since = Instant::now();
         }
         self.refused += 1;
         if self.refused == 1 {
-            let per_second = self.state.settings.ws_frames_per_second;
-            self.error(
-                ctx,
-                FrameError::new(
-                    ErrorCode::RateLimited,
-                    format!("slow down: at most {per_second} frames per second"),
-                ),
-            );
+            self.error(ctx, FrameError::new(ErrorCode::RateLimited, why));
         }
         if self.refused >= ABUSE_LIMIT {
             log::warn!(
@@ -180,6 +188,12 @@ impl ViewerSession {
         let Some(pet) = self.state.services.world.registry.get(pet_id) else {
             return self.not_live(pet_id, ctx, false);
         };
+        let services = &self.state.services;
+        let max = services.limits.settings.watched as usize;
+        if !services.live.try_watch(self.user, self.id, pet_id, max) {
+            let message = services.limits.too_many_watched();
+            return self.error(ctx, FrameError::new(ErrorCode::LimitReached, message));
+        }
         let watch = Watch {
             by: self.user,
             viewer: self.id,
@@ -204,14 +218,29 @@ impl ViewerSession {
                         },
                     });
                 }
-                Ok(Err(e)) => act.error(ctx, e),
+                Ok(Err(e)) => {
+                    act.release_watch(pet_id);
+                    act.error(ctx, e)
+                }
                 // It died between the lookup and the message: show its stored state.
-                Err(_) => act.not_live(pet_id, ctx, false),
+                Err(_) => {
+                    act.release_watch(pet_id);
+                    act.not_live(pet_id, ctx, false)
+                }
             },
         ));
     }
 
+    /// Gives back the place a watch took in the user's watched-pets limit, unless this
+    /// socket still watches the pet.
+    fn release_watch(&self, pet_id: PetId) {
+        if !self.watching.contains_key(&pet_id) {
+            self.state.services.live.unwatch(self.user, self.id, pet_id);
+        }
+    }
+
     fn unwatch(&mut self, pet_id: PetId) {
+        self.state.services.live.unwatch(self.user, self.id, pet_id);
         if let Some(pet) = self.watching.remove(&pet_id) {
             pet.do_send(Unwatch { viewer: self.id });
             self.state.services.presence.do_send(Leave {
@@ -427,6 +456,10 @@ impl Handler<PetFrame> for ViewerSession {
     fn handle(&mut self, frame: PetFrame, ctx: &mut Ctx) {
         ctx.text(&*frame.json);
         if !frame.alive && self.watching.remove(&frame.pet_id).is_some() {
+            self.state
+                .services
+                .live
+                .unwatch(self.user, self.id, frame.pet_id);
             self.state.services.presence.do_send(Leave {
                 viewer: self.id,
                 pet: frame.pet_id,

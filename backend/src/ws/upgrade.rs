@@ -44,6 +44,10 @@ pub async fn upgrade(
             "your session has ended; log in again",
         ));
     };
+    let limits = &state.services.limits;
+    if state.services.live.open_of(login.user) >= limits.settings.sockets as usize {
+        return Err(limits.too_many_sockets());
+    }
     let session = ViewerSession::new(login, state.clone());
     actix_web_actors::ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(MAX_FRAME)

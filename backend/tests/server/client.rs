@@ -224,6 +224,11 @@ pub enum Got {
 }
 
 impl Ws {
+    /// A socket opened by hand (`Client::ws_request`).
+    pub fn from_framed(framed: Framed<BoxedSocket, Codec>) -> Ws {
+        Ws { framed }
+    }
+
     pub async fn send(&mut self, v: Value) {
         self.framed
             .send(Message::Text(v.to_string().into()))
