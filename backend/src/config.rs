@@ -172,6 +172,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub ws_frames_per_second: u32,
 
+    /// Serve /metrics on this address instead (e.g. 127.0.0.1:9090), so it can stay private
+    /// while the app is public; the app's own port then answers /metrics with 404. Default:
+    /// /metrics on the app's address.
+    #[arg(long, env = "LIVEPET_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
+
     /// Turn off the live dashboard (`subscribe_stats` is then refused).
     #[arg(long, env = "LIVEPET_NO_DASHBOARD")]
     pub no_dashboard: bool,
@@ -272,6 +278,7 @@ impl ServeArgs {
             max_watched_per_user: 10_000,
             frames_per_user_per_second: 100_000,
             no_dashboard: false,
+            metrics_bind: None,
             ws_timeout_ms: 30_000,
             body_timeout_s: 10,
             smtp_url: None,

@@ -16,7 +16,7 @@ use crate::services::limits::UserLimits;
 use crate::services::mail::{self, Links, Mailer};
 use crate::services::sockets::LiveSockets;
 use crate::services::Services;
-use crate::state::{AppState, EdgeSettings};
+use crate::state::{split_origin, AppState, EdgeSettings};
 use crate::world::{loader, DirtyPets, PetRegistry, World};
 use actix::{Actor, Addr, SyncArbiter};
 use actix_web::dev::ServerHandle;
@@ -33,6 +33,8 @@ pub struct Application {
     port: u16,
     handle: ServerHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The /metrics server on `--metrics-bind`, if there is one, and its port.
+    metrics_server: Option<MetricsServer>,
     world: Arc<World>,
     presence: Addr<Presence>,
     shutdown_timeout: Duration,
@@ -158,7 +160,12 @@ impl Application {
             },
             settings: EdgeSettings {
                 allowed_origins: cfg.allowed_origins.clone(),
-                secure_cookies: cfg.secure_cookies,
+                public_origin: cfg.public_url.as_deref().and_then(split_origin),
+                secure_cookies: cfg.secure_cookies
+                    || cfg
+                        .public_url
+                        .as_deref()
+                        .is_some_and(|u| u.starts_with("https://")),
                 trusted_proxies: cfg.trusted_proxies.clone(),
                 dashboard: !cfg.no_dashboard,
                 ws_frames_per_second: cfg.ws_frames_per_second,
@@ -176,6 +183,11 @@ impl Application {
             index_html.as_deref(),
             cfg.secure_cookies,
         ));
+        let metrics_server = match &cfg.metrics_bind {
+            Some(bind) => Some(serve_metrics(bind, state.clone())?),
+            None => None,
+        };
+        let public_metrics = metrics_server.is_none();
         let server = HttpServer::new(move || {
             let static_dir = static_dir.clone();
             let headers = headers.clone();
@@ -187,7 +199,7 @@ impl Application {
                     crate::api::headers::add(headers.clone(), req, next)
                 }))
                 .app_data(state.clone())
-                .configure(|c| crate::api::configure(c, static_dir))
+                .configure(|c| crate::api::configure(c, static_dir, public_metrics))
         })
         .disable_signals()
         .shutdown_timeout(cfg.shutdown_timeout_s)
@@ -201,6 +213,7 @@ impl Application {
             port: addr.port(),
             handle,
             server,
+            metrics_server,
             world,
             presence,
             shutdown_timeout: Duration::from_secs(cfg.shutdown_timeout_s),
@@ -212,6 +225,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the separate /metrics address (`--metrics-bind`), if there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|m| m.port)
     }
 
     pub fn world(&self) -> &Arc<World> {
@@ -249,6 +267,7 @@ impl Application {
         let Application {
             handle,
             server,
+            metrics_server,
             world,
             presence,
             shutdown_timeout,
@@ -287,6 +306,10 @@ impl Application {
                 "in-flight requests finished in {:.1} s",
                 drained.as_secs_f64()
             );
+        }
+        if let Some(m) = metrics_server {
+            m.handle.stop(true).await;
+            let _ = m.server.await;
         }
         // After the requests: a reset asked for during the drain still gets its chance.
         state.services.mailer.stop(mail::STOP_WAIT).await;
@@ -360,6 +383,39 @@ impl StopSignals {
             _ = self.int.recv() => log::info!("SIGINT received"),
         }
     }
+}
+
+/// The /metrics server on an address of its own.
+struct MetricsServer {
+    port: u16,
+    handle: ServerHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Serves /metrics (and /healthz) on `bind` with one worker, so operators can keep the
+/// figures on a private address while the app's port is public.
+fn serve_metrics(bind: &str, state: web::Data<AppState>) -> anyhow::Result<MetricsServer> {
+    let listener =
+        TcpListener::bind(bind).with_context(|| format!("cannot listen on {bind} for /metrics"))?;
+    let addr = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(crate::api::configure_metrics)
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .with_context(|| format!("cannot serve /metrics on {addr}"))?
+    .run();
+    let handle = server.handle();
+    let server = actix_web::rt::spawn(server);
+    log::info!("metrics on http://{addr}/metrics (not on the app's address)");
+    Ok(MetricsServer {
+        port: addr.port(),
+        handle,
+        server,
+    })
 }
 
 /// Hourly: forget rate-limiter entries of quiet clients and delete expired sessions.

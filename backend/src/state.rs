@@ -3,6 +3,8 @@
 
 use crate::metrics::Metrics;
 use crate::services::Services;
+use actix_web::http::header;
+use actix_web::HttpRequest;
 use livepet_shared::wire::Stats;
 use std::time::{Duration, Instant};
 
@@ -11,7 +13,10 @@ use std::time::{Duration, Instant};
 pub struct EdgeSettings {
     /// Origins besides the server's own that may open `/ws`.
     pub allowed_origins: Vec<String>,
-    /// Mark the session cookie Secure even over plain http.
+    /// `--public-url`, when given, as (scheme, host[:port]): the server's own origin,
+    /// whatever the request's headers say.
+    pub public_origin: Option<(String, String)>,
+    /// Mark the session cookie Secure: `--secure-cookies`, or an https `--public-url`.
     pub secure_cookies: bool,
     /// Peers allowed to name the client address through `X-Forwarded-For`.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -21,6 +26,45 @@ pub struct EdgeSettings {
     pub ws_frames_per_second: u32,
     /// How long a WebSocket client may stay silent (server running time) before it is dropped.
     pub ws_timeout: Duration,
+}
+
+impl EdgeSettings {
+    /// Whether the request's peer is one of `--trusted-proxies`.
+    pub fn from_trusted_proxy(&self, req: &HttpRequest) -> bool {
+        req.peer_addr()
+            .is_some_and(|a| self.trusted_proxies.iter().any(|n| n.contains(&a.ip())))
+    }
+
+    /// The origin a request was made to, as (scheme, host): `--public-url` when configured;
+    /// otherwise the request's `Host` over plain http (the server speaks nothing else),
+    /// with `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto` believed only from a
+    /// trusted proxy.
+    pub fn request_origin(&self, req: &HttpRequest) -> (String, String) {
+        if let Some((scheme, host)) = &self.public_origin {
+            return (scheme.clone(), host.clone());
+        }
+        if self.from_trusted_proxy(req) {
+            let info = req.connection_info();
+            return (info.scheme().to_string(), info.host().to_string());
+        }
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        ("http".to_string(), host)
+    }
+}
+
+/// `https://pets.example.com` → ("https", "pets.example.com"); `None` for anything that is
+/// not an http(s) origin (the flag's parser has already refused those).
+pub fn split_origin(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.trim_end_matches('/');
+    ((scheme == "http" || scheme == "https") && !host.is_empty() && !host.contains('/'))
+        .then(|| (scheme.to_string(), host.to_string()))
 }
 
 pub struct AppState {

@@ -64,7 +64,7 @@ async fn enter(
         ),
     };
     Ok(HttpResponse::build(status)
-        .cookie(session_cookie(&state, &req, &session))
+        .cookie(session_cookie(&state, &session))
         .json(UserBody { user: session.user }))
 }
 

@@ -13,19 +13,16 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 
-/// The session cookie for a new session: HttpOnly, SameSite=Lax, Secure over https or when
-/// configured. With "keep me logged in" it lasts as long as the session; without, it is a
+/// The session cookie for a new session: HttpOnly, SameSite=Lax, Secure when configured
+/// (`--secure-cookies` or an https `--public-url`; never because a header says https).
+/// With "keep me logged in" it lasts as long as the session; without, it is a
 /// browser-session cookie (no Max-Age), gone when the browser closes.
-pub fn session_cookie(
-    state: &AppState,
-    req: &HttpRequest,
-    session: &NewSession,
-) -> Cookie<'static> {
+pub fn session_cookie(state: &AppState, session: &NewSession) -> Cookie<'static> {
     let mut cookie = Cookie::build(COOKIE, session.token.clone())
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(state.settings.secure_cookies || req.connection_info().scheme() == "https")
+        .secure(state.settings.secure_cookies)
         .finish();
     if session.remember {
         let secs = i64::try_from(session.ttl.as_secs()).unwrap_or(i64::MAX);

@@ -94,9 +94,12 @@ pub async fn add(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let info = req.connection_info().clone();
+    let (scheme, host) = match req.app_data::<web::Data<AppState>>() {
+        Some(state) => state.settings.request_origin(req.request()),
+        None => ("http".to_string(), String::new()),
+    };
     let mut res = next.call(req).await?;
-    let policy = headers.policy(info.scheme(), info.host());
+    let policy = headers.policy(&scheme, &host);
     let set = res.headers_mut();
     let mut put = |name: HeaderName, value: HeaderValue| {
         if !set.contains_key(&name) {

@@ -16,10 +16,14 @@ use std::path::PathBuf;
 /// Largest JSON body the API accepts.
 const MAX_BODY: usize = 16 * 1024;
 
-/// Registers every route; `static_dir` is the built web app, if there is one.
-pub fn configure(cfg: &mut web::ServiceConfig, static_dir: Option<PathBuf>) {
+/// Registers every route; `static_dir` is the built web app, if there is one; `metrics`
+/// says whether /metrics is served here (it is not when `--metrics-bind` gives it an
+/// address of its own, see [`configure_metrics`]).
+pub fn configure(cfg: &mut web::ServiceConfig, static_dir: Option<PathBuf>, metrics: bool) {
+    if metrics {
+        cfg.route("/metrics", web::get().to(ops::metrics));
+    }
     cfg.route("/healthz", web::get().to(ops::healthz))
-        .route("/metrics", web::get().to(ops::metrics))
         .route("/ws", web::get().to(crate::ws::upgrade::upgrade))
         .service(
             web::scope("/api")
@@ -40,6 +44,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: Option<PathBuf>) {
                 .default_service(web::to(api_not_found)),
         );
     web_app::configure(cfg, static_dir);
+}
+
+/// The routes of the separate metrics address: /metrics and /healthz only.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(ops::metrics))
+        .route("/healthz", web::get().to(ops::healthz));
 }
 
 async fn api_not_found() -> Result<HttpResponse, AppError> {

@@ -4,12 +4,13 @@
 use super::session::{ViewerSession, MAX_FRAME};
 use crate::error::AppError;
 use crate::services::accounts::COOKIE;
-use crate::state::AppState;
+use crate::state::{AppState, EdgeSettings};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-/// Whether the request's Origin is this server itself or explicitly allowed.
-pub fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
+/// Whether the request's Origin is this server itself (`--public-url`, else the Host it was
+/// asked for; see `EdgeSettings::request_origin`) or explicitly allowed.
+pub fn origin_allowed(req: &HttpRequest, settings: &EdgeSettings) -> bool {
     let Some(origin) = req
         .headers()
         .get(header::ORIGIN)
@@ -17,9 +18,13 @@ pub fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
     else {
         return false;
     };
-    let info = req.connection_info();
-    let own = format!("{}://{}", info.scheme(), info.host());
-    origin.eq_ignore_ascii_case(&own) || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+    let (scheme, host) = settings.request_origin(req);
+    let own = format!("{scheme}://{host}");
+    origin.eq_ignore_ascii_case(&own)
+        || settings
+            .allowed_origins
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(origin))
 }
 
 pub async fn upgrade(
@@ -27,7 +32,7 @@ pub async fn upgrade(
     req: HttpRequest,
     stream: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    if !origin_allowed(&req, &state.settings.allowed_origins) {
+    if !origin_allowed(&req, &state.settings) {
         let e = AppError::Forbidden("WebSocket connections must come from this site");
         state
             .metrics()

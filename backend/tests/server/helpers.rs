@@ -242,6 +242,11 @@ impl TestApp {
         }
     }
 
+    /// The port of the separate /metrics address, when `metrics_bind` was set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.server.metrics_port()
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.server.port())

@@ -24,6 +24,7 @@ mod hostile;
 mod limits;
 mod live;
 mod mail;
+mod origin;
 mod password_reset;
 mod persistence;
 mod pet_privacy;
