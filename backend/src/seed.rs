@@ -28,12 +28,13 @@ pub fn pet_name(i: u64) -> String {
 
 pub fn run(args: &SeedArgs) -> anyhow::Result<()> {
     let mut conn = db::connect_and_migrate(&args.db.database_url)?;
-    let email = args.owner.trim().to_lowercase();
-    anyhow::ensure!(
-        email.contains('@') && !email.contains(char::is_whitespace),
-        "--owner must be an email address, got `{}`",
-        args.owner
-    );
+    let email = crate::services::canonical::canonical_email(&args.owner).map_err(|problem| {
+        anyhow::anyhow!(
+            "--owner must be an email address, got `{}`: {}",
+            args.owner,
+            problem.message()
+        )
+    })?;
     let owner = match queries::find_user_by_email(&mut conn, &email)? {
         Some(u) => u,
         None => {

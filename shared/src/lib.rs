@@ -4,6 +4,7 @@
 pub mod ids;
 pub mod rules;
 pub mod species;
+pub mod text;
 pub mod wire;
 
 pub use ids::{PetId, UserId};

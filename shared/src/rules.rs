@@ -107,9 +107,9 @@ impl PetState {
     }
 }
 
-/// Fewest characters in a pet's name (counted after trimming).
+/// Fewest characters in a pet's name (counted after trimming, on the server after NFC).
 pub const PET_NAME_MIN: usize = 3;
-/// Most characters in a pet's name (counted after trimming).
+/// Most characters in a pet's name (counted after trimming, on the server after NFC).
 pub const PET_NAME_MAX: usize = 100;
 
 /// What is wrong with a pet's name; each side words it for its own reader.
@@ -119,20 +119,35 @@ pub enum NameProblem {
     TooShort(usize),
     /// More than [`PET_NAME_MAX`] characters; holds the count.
     TooLong(usize),
-    /// A control character (newline, tab, escape, …).
+    /// A control character (newline, tab, escape, NUL, …).
     ControlCharacter,
+    /// An invisible format character (zero-width space or joiner, a bidirectional override
+    /// such as U+202E, a byte-order mark, a soft hyphen, …): it could make a name look like
+    /// another, or reverse the text shown after it.
+    FormatCharacter,
+    /// Nothing in it shows: only spaces, fillers (U+3164 and its kin) and blank patterns
+    /// (U+2800).
+    Invisible,
 }
 
-/// Checks a pet's name as the server stores it (trimmed); `None` when it is acceptable.
+/// Checks a pet's name as typed, trimmed; `None` when it is acceptable. The server first
+/// puts the name in Unicode NFC (see `canonical_pet_name` in the server) and checks and
+/// stores that; the browser checks what was typed, which only differs for decomposed
+/// accents (NFC tables cost ~60 KB of gzipped wasm, so the browser does without them).
 pub fn pet_name_problem(name: &str) -> Option<NameProblem> {
+    use crate::text::{is_blank, is_format};
     let name = name.trim();
     let n = name.chars().count();
-    if n < PET_NAME_MIN {
+    if name.chars().any(char::is_control) {
+        Some(NameProblem::ControlCharacter)
+    } else if name.chars().any(is_format) {
+        Some(NameProblem::FormatCharacter)
+    } else if n < PET_NAME_MIN {
         Some(NameProblem::TooShort(n))
     } else if n > PET_NAME_MAX {
         Some(NameProblem::TooLong(n))
-    } else if name.chars().any(char::is_control) {
-        Some(NameProblem::ControlCharacter)
+    } else if name.chars().all(is_blank) {
+        Some(NameProblem::Invisible)
     } else {
         None
     }
@@ -264,16 +279,67 @@ mod tests {
     #[test]
     fn pet_names_are_three_to_a_hundred_characters_without_controls() {
         assert_eq!(pet_name_problem("  ab  "), Some(NameProblem::TooShort(2)));
+        assert_eq!(pet_name_problem(""), Some(NameProblem::TooShort(0)));
         assert_eq!(pet_name_problem("abc"), None);
         assert_eq!(pet_name_problem(&"é".repeat(100)), None);
         assert_eq!(
             pet_name_problem(&"é".repeat(101)),
             Some(NameProblem::TooLong(101))
         );
-        assert_eq!(
-            pet_name_problem("Rex\nthe dog"),
-            Some(NameProblem::ControlCharacter)
-        );
+        for name in [
+            "Rex\nthe dog",
+            "Rex\0",
+            "\u{1b}[31mRex",
+            "Rex\u{7f}",
+            "Re\u{85}x",
+        ] {
+            assert_eq!(
+                pet_name_problem(name),
+                Some(NameProblem::ControlCharacter),
+                "{name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pet_names_refuse_invisible_format_characters() {
+        for name in [
+            "ab\u{202e}gnp.exe",
+            "\u{feff}Rex",
+            "Re\u{200b}x",
+            "Re\u{200d}x",
+            "\u{2066}Rex\u{2069}",
+            "Rex\u{00ad}y",
+            "\u{200b}\u{200b}\u{200b}",
+            "Rex\u{E0041}",
+        ] {
+            assert_eq!(
+                pet_name_problem(name),
+                Some(NameProblem::FormatCharacter),
+                "{name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pet_names_must_show_something() {
+        for name in [
+            "\u{3164}\u{3164}\u{3164}",
+            "\u{2800}\u{2800}\u{2800}",
+            "\u{115f}\u{1160}\u{3164}",
+            "\u{ffa0}\u{ffa0}\u{ffa0}",
+            "\u{3164} \u{2800} \u{3000}",
+        ] {
+            assert_eq!(
+                pet_name_problem(name),
+                Some(NameProblem::Invisible),
+                "{name:?}"
+            );
+        }
+        // A blank character beside visible ones is only spacing.
+        assert_eq!(pet_name_problem("Rex\u{3164}Jr"), None);
+        assert_eq!(pet_name_problem("猫猫猫"), None);
+        assert_eq!(pet_name_problem("❤\u{fe0f}Rex"), None);
     }
 
     #[test]

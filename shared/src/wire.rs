@@ -129,11 +129,12 @@ pub struct SpeciesInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMsg {
-    /// Start receiving a pet's state (owner only); puts it in the active list.
+    /// Start receiving a pet's state (owner only); puts it in the active list. Someone
+    /// else's pet is answered like a missing one: `not_found`, "no such pet".
     Watch { pet_id: PetId },
     /// Stop receiving a pet's state.
     Unwatch { pet_id: PetId },
-    /// Feed one's own pet.
+    /// Feed one's own pet; someone else's is `not_found`, "no such pet", like a missing one.
     Feed { pet_id: PetId },
     /// Spend a treat on someone else's active pet.
     GiveTreat { pet_id: PetId },

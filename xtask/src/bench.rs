@@ -291,6 +291,13 @@ pub fn serve(ctx: &Ctx, db_url: &str, tag: &str, extra: &[&str]) -> Result<Serve
         .args(["--tick-ms", &ctx.plan.tick_ms.to_string()])
         // Sign-ups come from one address, far faster than the default 10 a minute.
         .args(["--auth-attempts-per-minute", "100000000"])
+        // The load's users adopt and watch their pets in a burst; the per-user limits are
+        // for people, not for what is being measured.
+        .args(["--adoptions-per-minute", "100000000"])
+        .args(["--max-watched-per-user", "100000000"])
+        .args(["--max-sockets-per-user", "100000000"])
+        .args(["--max-pets-per-user", "100000000"])
+        .args(["--frames-per-user-per-second", "100000000"])
         .args(extra)
         .env("RUST_LOG", "info")
         .current_dir(proc::root());

@@ -40,6 +40,8 @@ pub struct PetFrame {
 /// Why a pet refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PetError {
+    /// Only for logs and tests: a client is told "no such pet", as for a missing id, so
+    /// the answer does not reveal that the pet exists (see `ws::protocol`).
     #[error("this pet belongs to someone else")]
     NotOwner,
     #[error("this pet has died")]

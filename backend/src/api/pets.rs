@@ -2,6 +2,7 @@
 
 use super::auth::CurrentUser;
 use crate::error::AppError;
+use crate::services::pets::NO_SUCH_PET;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use livepet_shared::wire::{NewPet, SpeciesInfo};
@@ -58,7 +59,7 @@ async fn get_pet(
 ) -> Result<HttpResponse, AppError> {
     // A malformed id is as unknown as a missing one.
     let Ok(id) = path.parse::<i64>() else {
-        return Err(AppError::NotFound("no such pet"));
+        return Err(NO_SUCH_PET);
     };
     Ok(HttpResponse::Ok().json(state.services.pet_of(user.id, PetId(id)).await?))
 }

@@ -3,6 +3,7 @@
 //! everywhere, account deletion, finding the user of a session, and the per-client limit on
 //! attempts. Every operation that ends sessions closes their sockets (see `sockets`).
 
+use super::canonical::canonical_email;
 use super::mail::Mail;
 use super::sockets::Ending;
 use super::Services;
@@ -32,7 +33,7 @@ pub const COOKIE: &str = "livepet_session";
 /// Password and email limits (the form and the API agree on these).
 pub const PASSWORD_MIN: usize = 12;
 pub const PASSWORD_MAX: usize = 72;
-pub const EMAIL_MAX: usize = 160;
+pub use super::canonical::EMAIL_MAX;
 
 /// How long a password-reset link works.
 pub const RESET_LINK_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -93,24 +94,20 @@ pub fn token_hash(token: &str) -> String {
     hex
 }
 
-/// Normalises an email for storage and lookup: trimmed and lowercased.
-pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
-}
-
-/// Validates registration input; field → message for every problem.
-pub fn validate_registration(email: &str, password: &str) -> Result<(), AppError> {
+/// Validates registration input, field → message for every problem; returns the email in
+/// its canonical form (see `canonical`), the one that is stored.
+pub fn validate_registration(email: &str, password: &str) -> Result<String, AppError> {
     let mut fields = BTreeMap::new();
-    if let Some(problem) = email_problem(email) {
-        fields.insert("email".into(), problem);
+    let email = canonical_email(email);
+    if let Err(problem) = &email {
+        fields.insert("email".into(), problem.message());
     }
     if let Some(problem) = password_problem(password) {
         fields.insert("password".into(), problem);
     }
-    if fields.is_empty() {
-        Ok(())
-    } else {
-        Err(AppError::Validation(fields))
+    match email {
+        Ok(email) if fields.is_empty() => Ok(email),
+        _ => Err(AppError::Validation(fields)),
     }
 }
 
@@ -122,27 +119,28 @@ fn invalid(field: &str, problem: Option<String>) -> Result<(), AppError> {
     }
 }
 
-/// What is wrong with an email address, if anything.
-fn email_problem(email: &str) -> Option<String> {
-    let email = normalize_email(email);
-    if email.is_empty() {
-        Some("enter your email address".into())
-    } else if email.chars().count() > EMAIL_MAX {
-        Some(format!("at most {EMAIL_MAX} characters"))
-    } else if !email.contains('@') || email.contains(char::is_whitespace) {
-        Some("enter an email address like name@example.com".into())
-    } else {
-        None
-    }
+/// The canonical form of an email address typed in `field`, or a 422 saying what is wrong.
+fn checked_email(field: &str, email: &str) -> Result<String, AppError> {
+    canonical_email(email).map_err(|problem| {
+        AppError::Validation(BTreeMap::from([(field.into(), problem.message())]))
+    })
 }
 
-/// What is wrong with a new password, if anything.
+/// What is wrong with a new password, if anything. Passwords are not normalised: they are
+/// only ever hashed (argon2 takes any bytes, NUL included), never stored or looked up as
+/// text, and a normalisation other than the one a password was set with would lock its
+/// owner out. A new password with a control character (NUL, a line break, ESC) is refused
+/// all the same: no keyboard types one, and a NUL cuts the password short in tools built
+/// on C strings. Checking a password (log-in, the current password) refuses nothing: a
+/// wrong one is just wrong.
 fn password_problem(password: &str) -> Option<String> {
     let n = password.chars().count();
     if n < PASSWORD_MIN {
         Some(format!("at least {PASSWORD_MIN} characters"))
     } else if n > PASSWORD_MAX {
         Some(format!("at most {PASSWORD_MAX} characters"))
+    } else if password.chars().any(char::is_control) {
+        Some("no control characters (such as NUL or a line break)".into())
     } else {
         None
     }
@@ -239,8 +237,7 @@ impl Services {
         password: String,
         remember: bool,
     ) -> Result<NewSession, AppError> {
-        validate_registration(email, &password)?;
-        let email = normalize_email(email);
+        let email = validate_registration(email, &password)?;
         let max_treats = self.accounts.max_treats as i32;
         let (token, hash) = new_token();
         let ttl = self.accounts.ttl(remember);
@@ -277,20 +274,24 @@ impl Services {
         })
     }
 
-    /// Checks credentials and starts a session. An unknown email and a wrong password run the
-    /// very same verification and give the same answer, so neither the status nor the timing
-    /// tells which it was.
+    /// Checks credentials and starts a session. An unknown email, a malformed one and a wrong
+    /// password run the very same verification and give the same answer, so neither the
+    /// status nor the timing tells which it was. A malformed address (a NUL, a control
+    /// character, not an address at all) is never looked up: it cannot have an account.
     pub async fn log_in(
         &self,
         email: &str,
         password: String,
         remember: bool,
     ) -> Result<NewSession, AppError> {
-        let email = normalize_email(email);
+        let email = canonical_email(email).ok();
         let dummy = self.accounts.dummy_hash.clone();
         let user = self
             .db(move |c| {
-                let found = queries::find_user_by_email(c, &email)?;
+                let found = match &email {
+                    Some(email) => queries::find_user_by_email(c, email)?,
+                    None => None,
+                };
                 let stored = found
                     .as_ref()
                     .map_or(dummy.as_str(), |u| u.password_hash.as_str());
@@ -426,7 +427,10 @@ impl Services {
     /// account. The HTTP handler answers 202 before calling this (in a task of its own), so
     /// neither the answer nor its timing says whether the address has an account.
     pub async fn mail_reset_link(&self, email: &str) -> Result<(), AppError> {
-        let email = normalize_email(email);
+        let Ok(email) = canonical_email(email) else {
+            log::info!("password reset asked for something that is not an email address");
+            return Ok(());
+        };
         let (token, hash) = new_token();
         let now = now_ms();
         let expires = now.saturating_add(millis(RESET_LINK_TTL));
@@ -534,9 +538,8 @@ impl Services {
         current: String,
         email: &str,
     ) -> Result<(), AppError> {
-        invalid("email", email_problem(email))?;
+        let email = checked_email("email", email)?;
         self.check_password(user, current).await?;
-        let email = normalize_email(email);
         let (token, hash) = new_token();
         let now = now_ms();
         let expires = now.saturating_add(millis(CONFIRM_LINK_TTL));
@@ -660,7 +663,10 @@ mod tests {
 
     #[test]
     fn registration_rules() {
-        assert!(validate_registration("a@b.c", "twelve chars").is_ok());
+        assert_eq!(
+            validate_registration(" A@B.c ", "twelve chars").unwrap(),
+            "a@b.c"
+        );
         let Err(AppError::Validation(f)) = validate_registration("nope", "short") else {
             panic!("expected validation errors")
         };
@@ -671,5 +677,24 @@ mod tests {
         );
         assert!(validate_registration("a@b.c", &"p".repeat(73)).is_err());
         assert!(validate_registration("a@b.c", &"p".repeat(72)).is_ok());
+        // Any printable character is fine in a password, spaces and other scripts too;
+        // control characters are not.
+        assert!(validate_registration("a@b.c", "pässwörd ﬁ 王 ＡＢ").is_ok());
+        for bad in ["twelve chars\0", "twelve\nchars", "twelve\u{1b}chars"] {
+            let Err(AppError::Validation(f)) = validate_registration("a@b.c", bad) else {
+                panic!("{bad:?} accepted")
+            };
+            assert_eq!(
+                f["password"],
+                "no control characters (such as NUL or a line break)"
+            );
+        }
+        let Err(AppError::Validation(f)) = validate_registration("a\0@b.c", "twelve chars") else {
+            panic!("a NUL in the email accepted")
+        };
+        assert_eq!(
+            f["email"],
+            "no spaces, control characters or invisible characters"
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::actors::pet::PetError;
 use crate::error::AppError;
+use crate::services::pets::NO_SUCH_PET;
 use livepet_shared::wire::{ClientMsg, ErrorCode, ServerMsg};
 
 /// Why a frame could not be done: sent to the client as `{"type":"error",…}`; the session
@@ -42,7 +43,9 @@ impl From<AppError> for FrameError {
 impl From<PetError> for FrameError {
     fn from(e: PetError) -> Self {
         let code = match e {
-            PetError::NotOwner => ErrorCode::Forbidden,
+            // Someone else's pet is answered exactly like a missing one (HTTP does the same),
+            // so a socket cannot learn which ids exist by watching or feeding them.
+            PetError::NotOwner => return NO_SUCH_PET.into(),
             PetError::Dead => ErrorCode::PetDead,
             PetError::OwnPet => ErrorCode::OwnPet,
         };
@@ -152,10 +155,9 @@ mod tests {
 
     #[test]
     fn pet_refusals_are_exact_error_frames() {
-        assert_eq!(
-            frame(PetError::NotOwner),
-            error("forbidden", "this pet belongs to someone else")
-        );
+        // Someone else's pet and a missing one: one answer, the same as HTTP's 404 body.
+        assert_eq!(frame(PetError::NotOwner), error("not_found", "no such pet"));
+        assert_eq!(frame(NO_SUCH_PET), error("not_found", "no such pet"));
         assert_eq!(
             frame(PetError::Dead),
             error("pet_dead", "this pet has died")

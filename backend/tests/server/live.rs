@@ -144,11 +144,11 @@ async fn only_owners_touch_their_pets_and_treats_never_go_below_zero_sqlite() {
     let mut bw = b.ws().await;
     bw.greeting().await;
 
-    // B may not watch or feed A's pet; B's pet is not active yet.
+    // B may not watch or feed A's pet (to B it does not exist); B's pet is not active yet.
     bw.send(json!({"type":"watch","pet_id":pa.id})).await;
-    assert_eq!(bw.error().await, ErrorCode::Forbidden);
+    assert_eq!(bw.error().await, ErrorCode::NotFound);
     bw.send(json!({"type":"feed","pet_id":pa.id})).await;
-    assert_eq!(bw.error().await, ErrorCode::Forbidden);
+    assert_eq!(bw.error().await, ErrorCode::NotFound);
     aw.send(json!({"type":"give_treat","pet_id":pb.id})).await;
     assert_eq!(aw.error().await, ErrorCode::NotActive);
 
