@@ -8,10 +8,11 @@
 use super::heartbeat::{Beat, Heartbeat};
 use super::protocol::{self, FrameError};
 use crate::actors::encode;
-use crate::actors::pet::{Feed, PetActor, PetFrame, Unwatch, ViewerId, Watch};
+use crate::actors::pet::{Feed, Get, PetActor, PetFrame, Unwatch, ViewerId, Watch};
 use crate::actors::presence::{Connect, Disconnect, Join, Leave, Push};
 use crate::clock::now_ms;
 use crate::services::accounts::SessionInfo;
+use crate::services::pets::NO_SUCH_PET;
 use crate::services::sockets::SessionEnded;
 use crate::state::AppState;
 use actix::prelude::*;
@@ -191,8 +192,18 @@ impl ViewerSession {
         let services = &self.state.services;
         let max = services.limits.settings.watched as usize;
         if !services.live.try_watch(self.user, self.id, pet_id, max) {
-            let message = services.limits.too_many_watched();
-            return self.error(ctx, FrameError::new(ErrorCode::LimitReached, message));
+            // Only an owner hears of the limit: for anyone else's pet the answer is the one
+            // a missing id gets, so the limit cannot be used to tell which ids exist.
+            let (user, message) = (self.user, services.limits.too_many_watched());
+            ctx.spawn(async move { pet.send(Get).await }.into_actor(self).map(
+                move |view, act, ctx| match view {
+                    Ok(v) if v.owner_id == user => {
+                        act.error(ctx, FrameError::new(ErrorCode::LimitReached, message))
+                    }
+                    _ => act.error(ctx, NO_SUCH_PET),
+                },
+            ));
+            return;
         }
         let watch = Watch {
             by: self.user,

@@ -242,8 +242,10 @@ impl Ws {
 
     /// The next message or close, answering pings on the way.
     pub async fn next(&mut self) -> Got {
+        // One deadline for the whole wait: the server's pings must not keep restarting it.
+        let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
         loop {
-            let frame = tokio::time::timeout(FRAME_TIMEOUT, self.framed.next())
+            let frame = tokio::time::timeout_at(deadline, self.framed.next())
                 .await
                 .expect("a frame within the timeout");
             match frame {

@@ -21,7 +21,18 @@ async fn hostile_clients_do_not_harm_a_well_behaved_viewer_sqlite() {
     let db = TestDb::sqlite();
     let server = ServerProcess::start(
         db.raw_url(),
-        &["--tick-ms", "50", "--auth-attempts-per-minute", "100000"],
+        &[
+            "--tick-ms",
+            "50",
+            "--auth-attempts-per-minute",
+            "100000",
+            // Each stuck client adopts and watches 40 pets at once: past a person's limits,
+            // which this test is not about.
+            "--adoptions-per-minute",
+            "100000",
+            "--max-watched-per-user",
+            "100000",
+        ],
     )
     .await;
     let (base, addr) = (server.base.clone(), server.addr);

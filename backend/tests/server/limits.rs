@@ -245,8 +245,20 @@ async fn watched_pets_per_user_are_capped_sqlite() {
     // …a third pet does not fit.
     tab1.send(json!({"type": "watch", "pet_id": pets[2]})).await;
     assert_eq!(tab1.error().await, ErrorCode::LimitReached);
-    // Letting one go makes room.
+    // At the limit, someone else's live pet and a missing id still get the one answer
+    // (the limit must not tell which ids exist).
+    let mut stranger = app.signed_up("stranger@example.com").await;
+    let foreign = stranger.adopt("Foreign", "cat").await.id;
+    for id in [foreign, PetId(987_654)] {
+        tab1.send(json!({"type": "watch", "pet_id": id})).await;
+        assert_eq!(tab1.error().await, ErrorCode::NotFound, "pet {id}");
+    }
+    // Letting one go makes room. A socket handles its frames in order: once the pong is
+    // back, the unwatch is done.
     tab2.send(json!({"type": "unwatch", "pet_id": pets[1]}))
+        .await;
+    tab2.send(json!({"type": "ping"})).await;
+    tab2.until(|m| matches!(m, ServerMsg::Pong).then_some(()))
         .await;
     tab1.send(json!({"type": "watch", "pet_id": pets[2]})).await;
     tab1.pet_frame(pets[2]).await;

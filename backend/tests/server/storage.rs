@@ -805,6 +805,11 @@ async fn deaths_in_an_outage_reach_viewers_when_it_ends(backend: Backend) {
             "300",
             "--auth-attempts-per-minute",
             "100000",
+            // One owner adopts and watches every pet of the test at once.
+            "--adoptions-per-minute",
+            "100000",
+            "--max-watched-per-user",
+            "100000",
         ],
     )
     .await;
