@@ -3,10 +3,12 @@
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use livepet_shared::wire::{
-    ApiError, ApiErrorDetail, Credentials, ErrorCode, NewPet, PetView, User, UserBody,
+    ApiError, ApiErrorDetail, ChangeEmail, ChangePassword, Credentials, DeleteAccount, ErrorCode,
+    NewPassword, NewPet, PetView, ResetRequest, User, UserBody,
 };
 use livepet_shared::PetId;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Why a call failed.
@@ -153,35 +155,111 @@ pub async fn me() -> Result<Option<User>, Error> {
 /// `POST /api/users`: a new account, logged in. Takes the credentials by value, like
 /// [`login`], so either fits the credentials page's `call`.
 pub async fn register(creds: Credentials) -> Result<User, Error> {
-    let resp = send(Request::post("/api/users").json(&creds)).await?;
+    let resp = send_json("POST", "/api/users", &creds).await?;
     read::<UserBody>(resp).await.map(|b| b.user)
 }
 
 /// `POST /api/session`: log in.
 pub async fn login(creds: Credentials) -> Result<User, Error> {
-    let resp = send(Request::post("/api/session").json(&creds)).await?;
+    let resp = send_json("POST", "/api/session", &creds).await?;
     read::<UserBody>(resp).await.map(|b| b.user)
 }
 
-/// `DELETE /api/session`: log out.
+/// `DELETE /api/session`: log out. A 401 means the session had already ended: logged out
+/// all the same.
 pub async fn logout() -> Result<(), Error> {
-    let resp = send_builder(Request::delete("/api/session")).await?;
-    let status = resp.status();
-    if resp.ok() || status == 401 {
-        return Ok(());
+    match empty(send_builder(Request::delete("/api/session")).await?).await {
+        Err(e) if e.status() == Some(401) => Ok(()),
+        result => result,
     }
-    let text = resp.text().await.unwrap_or_default();
-    Err(error_from(status, &text, None))
 }
 
-/// `GET /api/pets`: my pets, newest first.
-pub async fn pets() -> Result<Vec<PetView>, Error> {
-    read(send_builder(Request::get("/api/pets")).await?).await
+/// A request with a JSON body. The body is serialised here, and the rest is one
+/// non-generic function, so each call adds only its own body's serialiser to the WASM.
+async fn send_json<T: Serialize>(
+    method: &'static str,
+    url: &str,
+    body: &T,
+) -> Result<Response, Error> {
+    let json = serde_json::to_string(body).map_err(|e| Error::Network(e.to_string()))?;
+    send_text(method, url, json).await
+}
+
+async fn send_text(method: &'static str, url: &str, json: String) -> Result<Response, Error> {
+    let req = match method {
+        "PUT" => Request::put(url),
+        "DELETE" => Request::delete(url),
+        _ => Request::post(url),
+    };
+    send(req.header("content-type", "application/json").body(json)).await
+}
+
+/// Reads an answer without a body (202, 204) as `Ok`, anything else as an [`Error`].
+async fn empty(resp: Response) -> Result<(), Error> {
+    if resp.ok() {
+        return Ok(());
+    }
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    Err(error_from(status, &text, retry_after(&resp)))
+}
+
+/// A token from a link, made safe to put in a URL path.
+fn path_part(token: &str) -> String {
+    String::from(js_sys::encode_uri_component(token))
+}
+
+/// `POST /api/password-reset`: mail a reset link, if the address has an account. The
+/// answer is the same either way.
+pub async fn request_reset(email: String) -> Result<(), Error> {
+    empty(send_json("POST", "/api/password-reset", &ResetRequest { email }).await?).await
+}
+
+/// `POST /api/password-reset/{token}`: set a new password through a reset link.
+pub async fn reset_password(token: &str, password: String) -> Result<(), Error> {
+    let url = format!("/api/password-reset/{}", path_part(token));
+    empty(send_json("POST", &url, &NewPassword { password }).await?).await
+}
+
+/// `PUT /api/me/password`: change the password; every other session ends.
+pub async fn change_password(body: ChangePassword) -> Result<(), Error> {
+    empty(send_json("PUT", "/api/me/password", &body).await?).await
+}
+
+/// `PUT /api/me/email`: ask to change the email; a link goes to the new address.
+pub async fn change_email(body: ChangeEmail) -> Result<(), Error> {
+    empty(send_json("PUT", "/api/me/email", &body).await?).await
+}
+
+/// `POST /api/me/email/{token}`: confirm a new email address through its link.
+pub async fn confirm_email(token: &str) -> Result<(), Error> {
+    let url = format!("/api/me/email/{}", path_part(token));
+    empty(send_text("POST", &url, String::new()).await?).await
+}
+
+/// `DELETE /api/me/sessions`: log out everywhere, this tab included.
+pub async fn logout_everywhere() -> Result<(), Error> {
+    empty(send_builder(Request::delete("/api/me/sessions")).await?).await
+}
+
+/// `DELETE /api/me`: delete the account and its pets.
+pub async fn delete_account(password: String) -> Result<(), Error> {
+    empty(send_json("DELETE", "/api/me", &DeleteAccount { password }).await?).await
+}
+
+/// `GET /api/pets`: one page of my pets, newest first: the newest ones, or those older than
+/// `before`. A page shorter than [`livepet_shared::wire::PETS_PAGE`] is the last.
+pub async fn pets(before: Option<PetId>) -> Result<Vec<PetView>, Error> {
+    let url = match before {
+        Some(id) => format!("/api/pets?before={id}"),
+        None => "/api/pets".into(),
+    };
+    read(send_builder(Request::get(&url)).await?).await
 }
 
 /// `POST /api/pets`: adopt a pet.
 pub async fn create_pet(pet: &NewPet) -> Result<PetView, Error> {
-    read(send(Request::post("/api/pets").json(pet)).await?).await
+    read(send_json("POST", "/api/pets", pet).await?).await
 }
 
 /// `GET /api/pets/{id}`: one of my pets.

@@ -1,5 +1,6 @@
 //! Who is logged in, shared through context. Filled from `GET /api/me` when the app starts
-//! and by the login and sign-up pages; cleared by logging out.
+//! and by the login and sign-up pages; cleared by logging out (here, in another tab, or by
+//! the server: see `WsClient::follow_session`).
 
 use crate::{api, toasts::Toasts};
 use leptos::prelude::*;
@@ -12,6 +13,9 @@ pub struct Auth {
     pub user: RwSignal<Option<User>>,
     /// Whether the first `GET /api/me` has answered; until then pages show "Loading…".
     pub checked: RwSignal<bool>,
+    /// Counts the sessions this tab has started (logins and sign-ups): a new session needs
+    /// a new socket even when it is the same user's.
+    pub sessions: RwSignal<u32>,
 }
 
 impl Default for Auth {
@@ -25,6 +29,7 @@ impl Auth {
         Auth {
             user: RwSignal::new(None),
             checked: RwSignal::new(false),
+            sessions: RwSignal::new(0),
         }
     }
 
@@ -40,6 +45,12 @@ impl Auth {
             }
             this.checked.try_set(true);
         });
+    }
+
+    /// A session this tab has just started (logged in or signed up) for `user`.
+    pub fn start_session(&self, user: User) {
+        self.sessions.update(|n| *n += 1);
+        self.user.set(Some(user));
     }
 
     /// Whether someone is logged in.

@@ -1,10 +1,13 @@
-//! Messages shown in a corner until dismissed: failed requests and the server's `error`
-//! frames land here, so a problem never turns into a blank page.
+//! Messages shown in a corner for a few seconds: failed requests and the server's `error`
+//! frames land here, so a problem never turns into a blank page, and so do confirmations
+//! (logged in, pet adopted, treat given, logged out), which outlive a navigation.
 
 use leptos::prelude::*;
 
-/// How long a message stays before it dismisses itself.
+/// How long an error stays before it dismisses itself.
 const SHOW_MS: u32 = 10_000;
+/// How long a neutral message ("Welcome back!") stays: it only confirms what the page shows.
+const SHOW_INFO_MS: u32 = 6_000;
 /// At most this many at once; the oldest go first.
 const MAX_SHOWN: usize = 4;
 
@@ -71,7 +74,11 @@ impl Toasts {
             items.drain(..excess);
         });
         let this = *self;
-        gloo_timers::callback::Timeout::new(SHOW_MS, move || this.dismiss(id)).forget();
+        let show = match kind {
+            ToastKind::Error => SHOW_MS,
+            ToastKind::Info => SHOW_INFO_MS,
+        };
+        gloo_timers::callback::Timeout::new(show, move || this.dismiss(id)).forget();
     }
 
     /// Removes one message.

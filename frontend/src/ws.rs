@@ -4,16 +4,19 @@
 //! and `subscribe_stats` on every new connection (so a server restart heals the tab by
 //! itself), pings every 15 s, and hands pages what arrives as signals: connection status,
 //! the last pet state, the active list, the treat count, the stats history and errors (as
-//! toasts).
+//! toasts). A socket the server closes with [`CLOSE_SESSION_ENDED`] is never reopened: the
+//! session is over, and the tab logs out.
 
 use crate::auth::Auth;
 use crate::toasts::Toasts;
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt as _, Sink as _, SinkExt as _, StreamExt as _};
-use gloo_net::websocket::{futures::WebSocket, Message, State};
+use gloo_net::websocket::{futures::WebSocket, Message, State, WebSocketError};
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
-use livepet_shared::wire::{ActivePet, ClientMsg, ErrorCode, PetView, ServerMsg, Stats};
+use livepet_shared::wire::{
+    ActivePet, ClientMsg, ErrorCode, PetView, ServerMsg, Stats, CLOSE_SESSION_ENDED,
+};
 use livepet_shared::{PetId, UserId};
 use std::collections::{BTreeSet, VecDeque};
 use std::pin::Pin;
@@ -92,9 +95,21 @@ pub struct WsClient {
     pub treats: RwSignal<Option<u32>>,
     /// The last [`STATS_HISTORY`] `stats` frames, oldest first.
     pub stats: RwSignal<VecDeque<Stats>>,
-    /// Set when reconnecting fails because the server no longer knows our session; the tab
-    /// then logs out locally instead of retrying forever.
-    session_ended: RwSignal<bool>,
+    /// Set when the session ended without this tab asking: the server closed the socket
+    /// with [`CLOSE_SESSION_ENDED`] (logout in another tab, a password change, expiry…), or
+    /// reconnecting failed because the server no longer knows the session. The app then
+    /// logs the tab out and goes to the login page (`app::SessionEnded`).
+    pub session_ended: RwSignal<bool>,
+    /// Which connection is current. Bumped whenever a socket is stopped, so a stopped
+    /// connection's task, which may still be waking up (a frame already received, a session
+    /// check in flight), can never write a new session's signals.
+    generation: StoredValue<u64>,
+    /// This tab itself is ending the session (log out, log out everywhere, delete account):
+    /// the socket's close is expected and says nothing; the action shows its own message.
+    ending: StoredValue<bool>,
+    /// The name of the pet the last treat went to, until the server confirms it with the
+    /// new treat count (or refuses it).
+    treat_for: StoredValue<Option<String>>,
     /// Pets this tab watches; sent again on every new connection.
     watching: StoredValue<BTreeSet<PetId>>,
     wants_stats: StoredValue<bool>,
@@ -112,6 +127,9 @@ impl WsClient {
             treats: RwSignal::new(None),
             stats: RwSignal::new(VecDeque::new()),
             session_ended: RwSignal::new(false),
+            generation: StoredValue::new(0),
+            ending: StoredValue::new(false),
+            treat_for: StoredValue::new(None),
             watching: StoredValue::new(BTreeSet::new()),
             wants_stats: StoredValue::new(false),
             outbox: StoredValue::new(None),
@@ -121,56 +139,85 @@ impl WsClient {
     }
 
     /// Ties the socket's lifetime to the session, once, from the app's root: open while
-    /// someone is logged in, closed (its signals emptied) when nobody is or another user
-    /// logs in; a session the server has forgotten logs the tab out. Logging in and out
-    /// only changes [`Auth::user`]; this is what follows.
+    /// someone is logged in, replaced by a new one for every new session (another user, or
+    /// the same user logging in again), closed (its signals emptied) when nobody is.
+    /// Logging in and out only changes [`Auth`]; this is what follows. (A session that ends
+    /// under the tab sets [`WsClient::session_ended`]; the app logs the tab out.)
     pub fn follow_session(&self, auth: Auth) {
         let this = *self;
-        // The user's id, not the whole user: a changed treat count is the same session.
-        let who = Memo::new(move |_| auth.user.with(|u| u.as_ref().map(|u| u.id)));
-        Effect::new(move |was: Option<Option<UserId>>| {
-            let now = who.get();
-            // Someone else or nobody now: the last user's socket, watches and treat count
-            // go first, so they are never inherited.
-            if was.flatten().is_some() {
+        // The session, not the whole user: a changed treat count is the same session.
+        let session = Memo::new(move |_| {
+            (
+                auth.sessions.get(),
+                auth.user.with(|u| u.as_ref().map(|u| u.id)),
+            )
+        });
+        Effect::new(move |was: Option<(u32, Option<UserId>)>| {
+            let now = session.get();
+            // Someone else or nobody now: the last session's socket, watches and treat
+            // count go first, so they are never inherited.
+            if was.is_some_and(|(_, user)| user.is_some()) {
                 this.disconnect();
             }
-            if now.is_some() {
+            if now.1.is_some() {
                 this.connect();
             }
             now
         });
-        Effect::new(move |_| {
-            if this.session_ended.get() {
-                auth.user.set(None);
-                this.toasts
-                    .info("Your session has ended. Please log in again.");
-            }
-        });
     }
 
-    /// Opens the socket unless it is already open or opening.
-    fn connect(&self) {
-        if self.outbox.with_value(Option::is_some) {
+    /// Says that this tab is about to end its own session (`true`), or that it failed to
+    /// (`false`): meanwhile the server closing the socket is no news.
+    pub fn expect_end(&self, yes: bool) {
+        self.ending.set_value(yes);
+    }
+
+    /// Whether `generation` is still the current connection.
+    fn is_current(&self, generation: u64) -> bool {
+        self.generation.try_get_value() == Some(generation)
+    }
+
+    /// The session of connection `generation` is over: no more reconnecting.
+    fn session_over(&self, generation: u64) {
+        if !self.is_current(generation) {
             return;
         }
+        self.status.set(ConnStatus::Offline);
+        if !self.ending.get_value() {
+            self.session_ended.set(true);
+        }
+    }
+
+    /// Opens a socket for the current session, replacing any socket still open: a socket
+    /// belongs to the session it was opened with.
+    fn connect(&self) {
+        self.stop_socket();
         let (tx, rx) = mpsc::unbounded();
         let (stop_tx, stop_rx) = oneshot::channel();
         self.outbox.set_value(Some(tx));
         self.stop.set_value(Some(stop_tx));
         self.session_ended.set(false);
+        self.ending.set_value(false);
         self.status.set(ConnStatus::Connecting);
-        leptos::task::spawn_local(run(*self, rx, stop_rx));
+        let generation = self.generation.get_value();
+        leptos::task::spawn_local(run(*self, generation, rx, stop_rx));
     }
 
-    /// Closes the socket and forgets everything it brought (logging out).
-    fn disconnect(&self) {
+    /// Stops the current connection's task, if any; its late wake-ups change nothing.
+    fn stop_socket(&self) {
+        self.generation.try_update_value(|g| *g += 1);
         if let Some(stop) = self.stop.try_update_value(Option::take).flatten() {
             let _ = stop.send(());
         }
         self.outbox.try_set_value(None);
+    }
+
+    /// Closes the socket and forgets everything it brought (logging out).
+    fn disconnect(&self) {
+        self.stop_socket();
         self.watching.try_update_value(BTreeSet::clear);
         self.wants_stats.try_set_value(false);
+        self.treat_for.try_set_value(None);
         self.status.try_set(ConnStatus::Offline);
         self.last_pet.try_set(None);
         self.active.try_set(Vec::new());
@@ -214,7 +261,12 @@ impl WsClient {
         self.send(ClientMsg::Feed { pet_id });
     }
 
+    /// Gives a treat; the server's new treat count confirms it with a message naming the pet.
     pub fn give_treat(&self, pet_id: PetId) {
+        let name = self
+            .active
+            .with_untracked(|list| list.iter().find(|p| p.id == pet_id).map(|p| p.name.clone()));
+        self.treat_for.set_value(name);
         self.send(ClientMsg::GiveTreat { pet_id });
     }
 
@@ -256,9 +308,17 @@ impl WsClient {
             ServerMsg::ActivePetsChanged { joined, left } => self
                 .active
                 .update(|list| apply_active_changes(list, joined, &left)),
-            ServerMsg::Treats { available } => self.treats.set(Some(available)),
+            ServerMsg::Treats { available } => {
+                if let Some(name) = self.treat_for.try_update_value(Option::take).flatten() {
+                    self.toasts.info(format!("{name} got your treat!"));
+                }
+                self.treats.set(Some(available));
+            }
             ServerMsg::Pong => {}
-            ServerMsg::Error { code, message } => self.toasts.error(error_text(code, &message)),
+            ServerMsg::Error { code, message } => {
+                self.treat_for.try_set_value(None);
+                self.toasts.error(error_text(code, &message));
+            }
             ServerMsg::Stats(stats) => self.stats.update(|h| {
                 h.push_back(stats);
                 while h.len() > STATS_HISTORY {
@@ -300,45 +360,55 @@ enum End {
     Stopped,
     /// The network or the server ended it; try again.
     Dropped,
+    /// The server closed it because the session ended: never try again.
+    SessionEnded,
 }
 
 type Stop = futures::future::Fuse<oneshot::Receiver<()>>;
 
-/// The connection loop: runs until `disconnect()`.
+/// The connection loop of connection `generation`: runs until `disconnect()` or the end of
+/// the session.
 async fn run(
     client: WsClient,
+    generation: u64,
     mut outbox: mpsc::UnboundedReceiver<ClientMsg>,
     stop: oneshot::Receiver<()>,
 ) {
     let mut stop = stop.fuse();
     let mut failures: u32 = 0;
     loop {
-        match open(&mut stop).await {
-            Err(End::Stopped) => return,
-            Err(End::Dropped) => {
+        let end = match open(&mut stop).await {
+            Ok(ws) => {
+                if !client.is_current(generation) {
+                    return;
+                }
+                client.status.set(ConnStatus::Connected);
+                failures = 0;
+                pump(client, ws, &mut outbox, &mut stop).await
+            }
+            Err(end) => end,
+        };
+        match end {
+            End::Stopped => return,
+            End::SessionEnded => return client.session_over(generation),
+            End::Dropped => {
                 failures += 1;
                 if failures >= CHECK_SESSION_AFTER {
                     if let Ok(None) = crate::api::me().await {
-                        client.session_ended.try_set(true);
-                        return;
+                        return client.session_over(generation);
                     }
                 }
             }
-            Ok(ws) => {
-                client.status.try_set(ConnStatus::Connected);
-                match pump(client, ws, &mut outbox, &mut stop).await {
-                    End::Stopped => return,
-                    End::Dropped => failures = 1,
-                }
-            }
         }
-        if client.status.try_set(ConnStatus::Reconnecting).is_some() {
-            return; // the app is gone
+        if !client.is_current(generation)
+            || client.status.try_set(ConnStatus::Reconnecting).is_some()
+        {
+            return; // replaced, or the app is gone
         }
         let delay = backoff_ms(failures, js_sys::Math::random());
-        futures::select! {
-            _ = TimeoutFuture::new(delay).fuse() => {}
+        futures::select_biased! {
             _ = stop => return,
+            _ = TimeoutFuture::new(delay).fuse() => {}
         }
     }
 }
@@ -350,10 +420,10 @@ async fn open(mut stop: &mut Stop) -> Result<WebSocket, End> {
         // Resolves once the socket is open or has failed (it is no longer CONNECTING).
         let ready = futures::future::poll_fn(|cx| Pin::new(&mut ws).poll_ready(cx)).fuse();
         futures::pin_mut!(ready);
-        futures::select! {
+        futures::select_biased! {
+            _ = stop => return Err(End::Stopped),
             _ = ready => {}
             _ = TimeoutFuture::new(HANDSHAKE_MS).fuse() => return Err(End::Dropped),
-            _ = stop => return Err(End::Stopped),
         }
     }
     if matches!(ws.state(), State::Open) {
@@ -363,7 +433,8 @@ async fn open(mut stop: &mut Stop) -> Result<WebSocket, End> {
     }
 }
 
-/// Moves frames both ways until the connection ends.
+/// Moves frames both ways until the connection ends. `stop` is polled first, so a stopped
+/// connection handles no frame that was already waiting.
 async fn pump(
     client: WsClient,
     ws: WebSocket,
@@ -382,7 +453,8 @@ async fn pump(
     let mut last_heard = now_ms();
     let mut ping = TimeoutFuture::new(PING_MS).fuse();
     loop {
-        futures::select! {
+        futures::select_biased! {
+            _ = stop => return End::Stopped,
             incoming = rx.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     last_heard = now_ms();
@@ -392,6 +464,9 @@ async fn pump(
                     }
                 }
                 Some(Ok(Message::Bytes(_))) => last_heard = now_ms(),
+                Some(Err(WebSocketError::ConnectionClose(e))) if e.code == CLOSE_SESSION_ENDED => {
+                    return End::SessionEnded;
+                }
                 Some(Err(_)) | None => return End::Dropped,
             },
             outgoing = outbox.next() => match outgoing {
@@ -411,7 +486,6 @@ async fn pump(
                 }
                 ping = TimeoutFuture::new(PING_MS).fuse();
             },
-            _ = stop => return End::Stopped,
         }
     }
 }

@@ -15,10 +15,12 @@ use livepet_shared::{PetId, Species, UserId};
 use livepet_web::api;
 use livepet_web::auth::Auth;
 use livepet_web::components::{
-    ActivePetsList, AuthForm, AuthMode, FormErrors, Hearts, NewPetForm, PetCard,
+    AccountForm, ActivePetsList, AuthForm, AuthMode, FormErrors, Hearts, NewPetForm, PetCard,
 };
 use livepet_web::load::load;
 use livepet_web::pages::credentials::{CredentialsPage, Switch};
+use livepet_web::pages::settings::{DELETE_FIELDS, EMAIL_FIELDS, PASSWORD_FIELDS};
+use livepet_web::toasts::Toasts;
 use std::collections::BTreeMap;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
@@ -86,6 +88,21 @@ fn pet(id: i64, name: &str, species: Species, alive: bool) -> PetView {
         owner_id: UserId(1),
         at: 1_795_255_300_000,
     }
+}
+
+/// Whether a checkbox is ticked.
+fn is_checked(root: &HtmlElement, selector: &str) -> bool {
+    get(root, selector)
+        .unchecked_into::<HtmlInputElement>()
+        .checked()
+}
+
+/// The texts of every element matching `selector`, in document order.
+fn texts(root: &HtmlElement, selector: &str) -> Vec<String> {
+    let list = root.query_selector_all(selector).unwrap();
+    (0..list.length())
+        .map(|i| list.item(i).unwrap().text_content().unwrap_or_default())
+        .collect()
 }
 
 fn active(id: i64, name: &str) -> ActivePet {
@@ -197,14 +214,16 @@ fn active_pets_empty_says_nobody_is_around() {
     });
     assert_eq!(
         text(&root, "[data-testid=nobody-around]"),
-        "Nobody's around"
+        "No one is looking at a pet right now"
     );
+    assert_eq!(text(&root, "[data-testid=active-count]"), "0");
     assert_eq!(count(&root, "button"), 0);
 }
 
 #[wasm_bindgen_test]
 async fn active_pets_filled_give_treats_and_update_live() {
     let pets = RwSignal::new(vec![active(3, "Rex"), active(4, "Nala")]);
+    let names = |root: &HtmlElement| texts(root, ".active-pet-name");
     let treats = RwSignal::new(5u32);
     let given = RwSignal::new(Vec::<PetId>::new());
     let root = mount(move || {
@@ -219,6 +238,8 @@ async fn active_pets_filled_give_treats_and_update_live() {
     });
     assert!(find(&root, "[data-testid=nobody-around]").is_none());
     assert_eq!(count(&root, "li"), 2);
+    assert_eq!(text(&root, "[data-testid=active-count]"), "2");
+    assert_eq!(names(&root), ["Nala", "Rex"], "sorted by name");
     assert_eq!(
         text(&root, "[data-testid=give-treat-3]"),
         "Give treat (5 left)"
@@ -251,11 +272,19 @@ async fn active_pets_filled_give_treats_and_update_live() {
         "Give treat (4 left)"
     );
 
-    // A pet leaves, another joins.
-    pets.set(vec![active(4, "Nala"), active(5, "Pip")]);
+    // A pet leaves, others join, and take their places in name order, whatever their case.
+    pets.set(vec![
+        active(4, "Nala"),
+        active(5, "Pip"),
+        active(6, "amber"),
+        active(7, "zed"),
+        active(8, "Bo"),
+    ]);
     leptos::task::tick().await;
     assert!(find(&root, "[data-testid=give-treat-3]").is_none());
     assert!(find(&root, "[data-testid=give-treat-5]").is_some());
+    assert_eq!(text(&root, "[data-testid=active-count]"), "5");
+    assert_eq!(names(&root), ["amber", "Bo", "Nala", "Pip", "zed"]);
 
     // Out of treats: the buttons are disabled and clicks do nothing.
     treats.set(0);
@@ -273,8 +302,9 @@ async fn active_pets_filled_give_treats_and_update_live() {
     leptos::task::tick().await;
     assert_eq!(
         text(&root, "[data-testid=nobody-around]"),
-        "Nobody's around"
+        "No one is looking at a pet right now"
     );
+    assert_eq!(text(&root, "[data-testid=active-count]"), "0");
 }
 
 // ---------- forms ----------
@@ -436,6 +466,7 @@ async fn credentials_page_shows_its_words_and_the_calls_refusal() {
     let auth = Auth::new();
     let root = mount(move || {
         provide_context(auth);
+        provide_context(Toasts::new());
         view! {
             <Router>
                 <CredentialsPage
@@ -443,6 +474,7 @@ async fn credentials_page_shows_its_words_and_the_calls_refusal() {
                     title="Welcome back"
                     lead="Log in to see how your pets are doing."
                     switch=Switch { question: "New here? ", link: "Create an account", to: "/signup" }
+                    welcome="Welcome back!"
                     call=refuse
                 />
             </Router>
@@ -480,4 +512,230 @@ async fn credentials_page_shows_its_words_and_the_calls_refusal() {
         "no longer busy"
     );
     assert!(auth.user.get_untracked().is_none());
+}
+
+// ---------- log in: remember me, forgotten password ----------
+
+#[wasm_bindgen_test]
+async fn auth_form_sends_keep_me_logged_in_and_offers_a_forgotten_password() {
+    let sent = RwSignal::new(Vec::<Credentials>::new());
+    let root = mount(move || {
+        view! { <AuthForm mode=AuthMode::LogIn on_submit=Callback::new(move |c| sent.update(|s| s.push(c))) /> }
+    });
+    assert_eq!(text(&root, "[data-testid=submit]"), "Log in");
+    assert!(
+        !is_checked(&root, "[data-testid=remember]"),
+        "off unless asked"
+    );
+    assert_eq!(
+        get(&root, "[data-testid=forgot-password]")
+            .get_attribute("href")
+            .unwrap(),
+        "/forgot-password"
+    );
+    assert_eq!(
+        text(&root, "[data-testid=forgot-password]"),
+        "Forgot your password?"
+    );
+
+    type_into(&root, "[data-testid=email]", "ada@example.com");
+    type_into(
+        &root,
+        "[data-testid=password]",
+        "correct horse battery staple",
+    );
+    click(&root, "[data-testid=submit]");
+    click(&root, "[data-testid=remember]");
+    leptos::task::tick().await;
+    assert!(is_checked(&root, "[data-testid=remember]"));
+    click(&root, "[data-testid=submit]");
+    leptos::task::tick().await;
+    let sent = sent.get_untracked();
+    let remember: Vec<bool> = sent.iter().map(|c| c.remember).collect();
+    assert_eq!(remember, [false, true]);
+    assert_eq!(sent[1].email, "ada@example.com");
+    assert_eq!(sent[1].password, "correct horse battery staple");
+}
+
+#[wasm_bindgen_test]
+fn sign_up_form_has_keep_me_logged_in_but_no_forgotten_password() {
+    let root =
+        mount(|| view! { <AuthForm mode=AuthMode::SignUp on_submit=Callback::new(|_| {}) /> });
+    assert!(find(&root, "[data-testid=remember]").is_some());
+    assert!(find(&root, "[data-testid=forgot-password]").is_none());
+}
+
+// ---------- settings forms ----------
+
+#[wasm_bindgen_test]
+async fn password_form_checks_before_sending_and_shows_a_wrong_password_on_its_field() {
+    let sent = RwSignal::new(Vec::<Vec<String>>::new());
+    let errors = RwSignal::new(FormErrors::default());
+    let done = RwSignal::new(None::<String>);
+    let root = mount(move || {
+        view! {
+            <AccountForm
+                fields=&PASSWORD_FIELDS
+                action="Change password"
+                busy_text="Changing…"
+                on_submit=Callback::new(move |v| sent.update(|s| s.push(v)))
+                errors
+                done
+            />
+        }
+    });
+    assert!(find(&root, "[data-testid=current-password-error]").is_none());
+
+    // Nothing typed: both fields say what they need, and nothing is sent.
+    click(&root, "[data-testid=submit]");
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&root, "[data-testid=current-password-error]"),
+        "Enter your password."
+    );
+    assert_eq!(
+        text(&root, "[data-testid=new-password-error]"),
+        "At least 12 characters (0 so far)."
+    );
+    assert_eq!(
+        get(&root, "[data-testid=new-password]")
+            .get_attribute("aria-invalid")
+            .unwrap(),
+        "true"
+    );
+
+    // Typing clears a field's message; a short new password is still refused.
+    type_into(&root, "[data-testid=current-password]", "old password 123");
+    leptos::task::tick().await;
+    assert!(find(&root, "[data-testid=current-password-error]").is_none());
+    type_into(&root, "[data-testid=new-password]", "short");
+    click(&root, "[data-testid=submit]");
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&root, "[data-testid=new-password-error]"),
+        "At least 12 characters (5 so far)."
+    );
+    type_into(&root, "[data-testid=new-password]", &"x".repeat(73));
+    click(&root, "[data-testid=submit]");
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&root, "[data-testid=new-password-error]"),
+        "At most 72 characters (73 now)."
+    );
+    assert!(sent.get_untracked().is_empty());
+
+    type_into(&root, "[data-testid=new-password]", "a new password 456");
+    click(&root, "[data-testid=submit]");
+    leptos::task::tick().await;
+    assert!(find(&root, "[data-testid=new-password-error]").is_none());
+    assert_eq!(
+        sent.get_untracked(),
+        vec![vec![
+            "old password 123".to_string(),
+            "a new password 456".to_string()
+        ]]
+    );
+
+    // The server says the current password is wrong (401): under its field, not a logout.
+    errors.set(FormErrors::of(
+        &api::error_from(
+            401,
+            r#"{"error":{"code":"unauthorized","message":"wrong password"}}"#,
+            None,
+        ),
+        Some("current_password"),
+    ));
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&root, "[data-testid=current-password-error]"),
+        "Wrong password."
+    );
+    assert!(find(&root, "[data-testid=form-error]").is_none());
+
+    // Success: a note, and the inputs are emptied.
+    errors.set(FormErrors::default());
+    done.set(Some("Your password was changed.".into()));
+    // The emptying is an effect of its own: a few turns of the executor.
+    for _ in 0..4 {
+        leptos::task::tick().await;
+    }
+    assert_eq!(
+        text(&root, "[data-testid=form-done]"),
+        "Your password was changed."
+    );
+    let current: HtmlInputElement = get(&root, "[data-testid=current-password]").unchecked_into();
+    assert_eq!(current.value(), "");
+}
+
+#[wasm_bindgen_test]
+async fn email_form_wants_an_address_and_sends_it_trimmed() {
+    let sent = RwSignal::new(None::<Vec<String>>);
+    let root = mount(move || {
+        view! {
+            <AccountForm
+                fields=&EMAIL_FIELDS
+                action="Change email"
+                busy_text="Sending…"
+                on_submit=Callback::new(move |v| sent.set(Some(v)))
+            />
+        }
+    });
+    type_into(&root, "[data-testid=email-current-password]", "my password");
+    type_into(&root, "[data-testid=new-email]", "not an address");
+    click(&root, "[data-testid=submit]");
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&root, "[data-testid=new-email-error]"),
+        "Enter an email address like name@example.com."
+    );
+    assert!(sent.get_untracked().is_none());
+
+    type_into(&root, "[data-testid=new-email]", "  new@example.com ");
+    click(&root, "[data-testid=submit]");
+    leptos::task::tick().await;
+    assert_eq!(
+        sent.get_untracked(),
+        Some(vec![
+            "my password".to_string(),
+            "new@example.com".to_string()
+        ])
+    );
+}
+
+#[wasm_bindgen_test]
+async fn delete_form_is_red_and_needs_the_password() {
+    let sent = RwSignal::new(0u32);
+    let root = mount(move || {
+        view! {
+            <AccountForm
+                fields=&DELETE_FIELDS
+                action="Delete my account and my pets"
+                busy_text="Deleting…"
+                on_submit=Callback::new(move |_| sent.update(|n| *n += 1))
+                danger=true
+            />
+        }
+    });
+    assert!(get(&root, "[data-testid=submit]")
+        .class_list()
+        .contains("danger"));
+    click(&root, "[data-testid=submit]");
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&root, "[data-testid=delete-password-error]"),
+        "Enter your password."
+    );
+    assert_eq!(sent.get_untracked(), 0);
+    type_into(&root, "[data-testid=delete-password]", "my password");
+    click(&root, "[data-testid=submit]");
+    leptos::task::tick().await;
+    assert_eq!(sent.get_untracked(), 1);
+}
+
+// ---------- new pet: the name is public ----------
+
+#[wasm_bindgen_test]
+fn new_pet_form_says_names_are_public() {
+    let root = mount(|| view! { <NewPetForm on_submit=Callback::new(|_| {}) /> });
+    assert!(text(&root, "[data-testid=name-is-public]").contains("Everyone sees"));
 }

@@ -1,10 +1,36 @@
-//! "Active pets": other people's pets that are on someone's screen right now, each with a
-//! "Give treat (N left)" button.
+//! "Active pets": other people's pets that are on someone's screen right now, how many,
+//! sorted by name, each with a "Give treat (N left)" button.
 
 use crate::components::PetArt;
 use leptos::prelude::*;
 use livepet_shared::wire::ActivePet;
 use livepet_shared::PetId;
+use std::cmp::Ordering;
+
+/// Name order for people: the browser's collation (`localeCompare`), so "bo" sits beside
+/// "Bo" and "Émile" beside "Emma". JavaScript's, not Rust's: Unicode case tables compiled
+/// into the WASM would cost several KB. Equal names keep a stable order by id.
+pub fn by_name(a: &ActivePet, b: &ActivePet) -> Ordering {
+    let order = js_sys::JsString::from(a.name.as_str()).locale_compare(
+        &b.name,
+        &js_sys::Array::new(),
+        &js_sys::Object::new(),
+    );
+    order.cmp(&0).then(a.id.cmp(&b.id))
+}
+
+/// Sorts the list [`by_name`]. An insertion sort on purpose: the list is one page (at most
+/// 100 pets) and arrives mostly sorted, and the standard library's sorts add about 3 KB to
+/// the WASM.
+pub fn sort_by_name(list: &mut [ActivePet]) {
+    for i in 1..list.len() {
+        let mut j = i;
+        while j > 0 && by_name(&list[j - 1], &list[j]) == Ordering::Greater {
+            list.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+}
 
 #[component]
 pub fn ActivePetsList(
@@ -20,10 +46,17 @@ pub fn ActivePetsList(
     /// Called with the pet's id when a treat is given.
     on_treat: Callback<PetId>,
 ) -> impl IntoView {
+    let sorted = Memo::new(move |_| {
+        let mut list = pets.get();
+        sort_by_name(&mut list);
+        list
+    });
+    let count = move || pets.with(Vec::len);
     view! {
         <section class="active-pets" data-testid="active-pets" aria-labelledby="active-pets-title">
             <h2 id="active-pets-title">
-                "Active pets" <span class="treats-left" data-testid="treats">
+                "Active pets " <span class="count" data-testid="active-count">{count}</span>
+                <span class="treats-left" data-testid="treats">
                     {move || match treats.get() {
                         1 => "1 treat left".to_string(),
                         n => format!("{n} treats left"),
@@ -31,18 +64,18 @@ pub fn ActivePetsList(
                 </span>
             </h2>
             <Show
-                when=move || pets.with(|p| !p.is_empty())
+                when=move || count() != 0
                 fallback=|| {
                     view! {
                         <p class="empty-note" data-testid="nobody-around">
-                            "Nobody's around"
+                            "No one is looking at a pet right now"
                         </p>
                     }
                 }
             >
                 <ul class="active-list">
                     <For
-                        each=move || pets.get()
+                        each=move || sorted.get()
                         key=|p| (p.id, p.name.clone())
                         children=move |p| {
                             let id = p.id;

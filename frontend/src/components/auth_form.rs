@@ -1,9 +1,11 @@
-//! The sign-up and log-in form: email and password, with the server's per-field messages
-//! shown under each field and its general message (wrong credentials, rate limit) on top.
+//! The sign-up and log-in form: email, password and "Keep me logged in" (plus, to log in,
+//! the way to a forgotten password), with the server's per-field messages shown under each
+//! field and its general message (wrong credentials, rate limit) on top. It is an
+//! [`AccountForm`] whose values become [`Credentials`].
 
+use super::account_form::{values, AccountForm, Check, FieldSpec, FormErrors};
 use leptos::prelude::*;
 use livepet_shared::wire::Credentials;
-use std::collections::BTreeMap;
 
 /// Which form it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,14 +14,34 @@ pub enum AuthMode {
     LogIn,
 }
 
-/// What the server said about a refused attempt.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FormErrors {
-    /// Shown above the fields.
-    pub message: Option<String>,
-    /// Shown under the field of the same name (`email`, `password`).
-    pub fields: BTreeMap<String, String>,
-}
+const EMAIL: FieldSpec = FieldSpec {
+    name: "email",
+    id: "email",
+    label: "Email",
+    kind: "email",
+    autocomplete: "email",
+    check: Check::Server,
+};
+
+const SIGN_UP: [FieldSpec; 2] = [
+    EMAIL,
+    FieldSpec {
+        name: "password",
+        id: "password",
+        label: "Password",
+        kind: "password",
+        autocomplete: "new-password",
+        check: Check::Server,
+    },
+];
+
+const LOG_IN: [FieldSpec; 2] = [
+    EMAIL,
+    FieldSpec {
+        autocomplete: "current-password",
+        ..SIGN_UP[1]
+    },
+];
 
 #[component]
 pub fn AuthForm(
@@ -33,88 +55,47 @@ pub fn AuthForm(
     #[prop(into, optional)]
     errors: Signal<FormErrors>,
 ) -> impl IntoView {
-    let email = RwSignal::new(String::new());
-    let password = RwSignal::new(String::new());
-    let (action, busy_text, pw_autocomplete) = match mode {
-        AuthMode::SignUp => ("Sign up", "Signing up…", "new-password"),
-        AuthMode::LogIn => ("Log in", "Logging in…", "current-password"),
+    let remember = RwSignal::new(false);
+    let (fields, action, busy_text): (&'static [FieldSpec], _, _) = match mode {
+        AuthMode::SignUp => (&SIGN_UP, "Sign up", "Signing up…"),
+        AuthMode::LogIn => (&LOG_IN, "Log in", "Logging in…"),
     };
-    let field_error = move |name: &'static str| errors.with(|e| e.fields.get(name).cloned());
-    let submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
+    let on_submit = Callback::new(move |v: Vec<String>| {
+        let [email, password] = values(v);
         on_submit.run(Credentials {
-            email: email.get_untracked().trim().to_string(),
-            password: password.get_untracked(),
+            email,
+            password,
+            remember: remember.get_untracked(),
         });
-    };
+    });
     view! {
-        <form class="card form auth-form" on:submit=submit novalidate=true data-testid="auth-form">
-            <Show when=move || errors.with(|e| e.message.is_some())>
-                <p class="form-error" role="alert" data-testid="form-error">
-                    {move || errors.with(|e| e.message.clone())}
-                </p>
-            </Show>
-            <CredentialField
-                name="email"
-                label="Email"
-                kind="email"
-                autocomplete="email"
-                value=email
-                error=Signal::derive(move || field_error("email"))
-            />
-            <CredentialField
-                name="password"
-                label="Password"
-                kind="password"
-                autocomplete=pw_autocomplete
-                value=password
-                error=Signal::derive(move || field_error("password"))
-            />
-            <button type="submit" class="button primary wide" data-testid="submit" disabled=busy>
-                {move || if busy.get() { busy_text } else { action }}
-            </button>
-        </form>
-    }
-}
-
-/// One labelled input of the form with the server's message for it underneath. Its `id`,
-/// `name` and `data-testid` are `name`; the message's test id is `{name}-error`.
-#[component]
-fn CredentialField(
-    name: &'static str,
-    label: &'static str,
-    /// The input's `type`.
-    kind: &'static str,
-    autocomplete: &'static str,
-    value: RwSignal<String>,
-    /// The server's message about this field, if any.
-    error: Signal<Option<String>>,
-) -> impl IntoView {
-    view! {
-        <div class="field" class:invalid=move || error.with(Option::is_some)>
-            <label for=name>{label}</label>
-            <input
-                id=name
-                name=name
-                type=kind
-                autocomplete=autocomplete
-                required=true
-                data-testid=name
-                aria-invalid=move || error.with(Option::is_some).to_string()
-                prop:value=move || value.get()
-                on:input=move |ev| value.set(event_target_value(&ev))
-            />
-            {move || {
-                error
-                    .get()
-                    .map(|e| {
-                        view! {
-                            <p class="field-error" data-testid=format!("{name}-error") role="alert">
-                                {crate::api::capitalize(&e)}
-                            </p>
-                        }
-                    })
-            }}
-        </div>
+        <AccountForm
+            fields
+            action
+            busy_text
+            on_submit
+            busy
+            errors
+            class="card auth-form"
+            testid="auth-form"
+        >
+            <label class="check">
+                <input
+                    type="checkbox"
+                    data-testid="remember"
+                    prop:checked=move || remember.get()
+                    on:change=move |ev| remember.set(event_target_checked(&ev))
+                />
+                "Keep me logged in"
+            </label>
+            {(mode == AuthMode::LogIn)
+                .then(|| {
+                    view! {
+                        <a class="forgot" href="/forgot-password" data-testid="forgot-password">
+                            "Forgot your password?"
+                        </a>
+                    }
+                })}
+        </AccountForm>
     }
 }

@@ -1,4 +1,5 @@
-//! The top bar: the LivePet name, navigation, the connection light, and log in / log out.
+//! The top bar: the LivePet name, navigation (pets, dashboard, settings), the connection
+//! light, and log in / log out.
 
 use crate::api;
 use crate::auth::Auth;
@@ -17,14 +18,21 @@ pub fn Header() -> impl IntoView {
     let navigate = use_navigate();
     let logout = move |_| {
         let navigate = navigate.clone();
+        // The server closes this tab's socket as it ends the session: no news to us.
+        ws.expect_end(true);
         spawn_local(async move {
             match api::logout().await {
                 Ok(()) => {
-                    // The socket follows the session: clearing the user closes it.
-                    auth.user.set(None);
+                    // The URL first, then the user (see `app::SessionEnded`); the socket
+                    // follows the session: clearing the user closes it.
                     navigate("/login", Default::default());
+                    auth.user.set(None);
+                    toasts.info("You are logged out. See you soon!");
                 }
-                Err(e) => toasts.error(e.message()),
+                Err(e) => {
+                    ws.expect_end(false);
+                    toasts.error(e.message());
+                }
             }
         });
     };
@@ -55,6 +63,9 @@ pub fn Header() -> impl IntoView {
                         </a>
                         <a href="/dashboard" data-testid="nav-dashboard">
                             "Dashboard"
+                        </a>
+                        <a href="/settings" data-testid="nav-settings">
+                            "Settings"
                         </a>
                     </nav>
                     <div class="account">

@@ -14,6 +14,10 @@ pub fn name_error(name: &str) -> Option<String> {
         NameProblem::TooShort(n) => format!("At least {PET_NAME_MIN} characters ({n} so far)"),
         NameProblem::TooLong(n) => format!("At most {PET_NAME_MAX} characters ({n} now)"),
         NameProblem::ControlCharacter => "No control characters, please".into(),
+        NameProblem::FormatCharacter => {
+            "No invisible formatting characters (zero-width, right-to-left), please".into()
+        }
+        NameProblem::Invisible => "The name needs something visible in it".into(),
     })
 }
 
@@ -99,6 +103,9 @@ pub fn NewPetForm(
                     }}
                 </p>
             </div>
+            <p class="field-hint" data-testid="name-is-public">
+                "Everyone sees your pet's name while it is on screen, so pick one you are happy to share."
+            </p>
             <SpeciesPicker selected=species error=species_message />
             <div class="form-actions">
                 <a class="button ghost" href="/pets">

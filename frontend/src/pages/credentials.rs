@@ -1,12 +1,15 @@
 //! The body both `/login` and `/signup` use: a heading, the email and password form, and a
 //! link to the other page. The two pages differ only in their words and their API call.
+//! Someone logged in is sent on by the app's router (see `app::shown`), which is also
+//! what moves on once the form has logged the user in.
 
 use crate::api;
 use crate::auth::Auth;
 use crate::components::{AuthForm, AuthMode, FormErrors};
+use crate::toasts::Toasts;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::hooks::{use_navigate, use_query_map};
+use leptos_router::hooks::use_query_map;
 use livepet_shared::wire::{Credentials, User};
 use std::future::Future;
 
@@ -22,7 +25,8 @@ pub struct Switch {
 }
 
 /// A page that sends credentials and, once the server takes them, logs the user in (which
-/// opens the socket: see `WsClient::follow_session`) and goes where `?next=` says.
+/// opens the socket: see `WsClient::follow_session`) and says `welcome`; the router then
+/// goes where `?next=` says.
 #[component]
 pub fn CredentialsPage<F, Fut>(
     /// Which form: its button texts and the password's autocomplete.
@@ -33,6 +37,8 @@ pub fn CredentialsPage<F, Fut>(
     lead: &'static str,
     /// The way to the other page.
     switch: Switch,
+    /// The message once the server has taken the credentials.
+    welcome: &'static str,
     /// The API call: log in or create an account.
     call: F,
 ) -> impl IntoView
@@ -42,23 +48,21 @@ where
 {
     let busy = RwSignal::new(false);
     let errors = RwSignal::new(FormErrors::default());
-    let navigate = use_navigate();
     let auth = expect_context::<Auth>();
+    let toasts = expect_context::<Toasts>();
     let query = use_query_map();
-    let next = move || query.with_untracked(|q| q.get("next"));
     let on_submit = Callback::new(move |creds: Credentials| {
         busy.set(true);
-        let navigate = navigate.clone();
         spawn_local(async move {
             let result = call(creds).await;
             busy.try_set(false);
             match result {
                 Ok(user) => {
-                    auth.user.set(Some(user));
-                    navigate(&after_login(next()), Default::default());
+                    toasts.info(welcome);
+                    auth.start_session(user);
                 }
                 Err(e) => {
-                    errors.try_set(form_errors(&e));
+                    errors.try_set(FormErrors::of(&e, None));
                 }
             }
         });
@@ -79,18 +83,10 @@ where
 
 /// Where to go after logging in: the page that asked for it (`?next=/pets/12`), else the
 /// pet list. Only same-site paths are followed.
-fn after_login(next: Option<String>) -> String {
+pub fn after_login(next: Option<String>) -> String {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/login") => n,
         _ => "/pets".into(),
-    }
-}
-
-/// The form's view of a refused attempt.
-fn form_errors(e: &api::Error) -> FormErrors {
-    FormErrors {
-        message: Some(e.message()),
-        fields: e.fields(),
     }
 }
 

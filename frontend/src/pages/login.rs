@@ -13,6 +13,7 @@ pub fn LoginPage() -> impl IntoView {
             title="Welcome back"
             lead="Log in to see how your pets are doing."
             switch=Switch { question: "New here? ", link: "Create an account", to: "/signup" }
+            welcome="Welcome back!"
             call=api::login
         />
     }

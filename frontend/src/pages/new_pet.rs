@@ -1,4 +1,4 @@
-//! `/pets/new`: adopt a pet, then go to its page.
+//! `/pets/new`: adopt a pet, then go to its page and say hello.
 
 use crate::api;
 use crate::components::NewPetForm;
@@ -22,7 +22,10 @@ pub fn NewPetPage() -> impl IntoView {
             let result = api::create_pet(&pet).await;
             busy.try_set(false);
             match result {
-                Ok(pet) => navigate(&format!("/pets/{}", pet.id), Default::default()),
+                Ok(pet) => {
+                    toasts.info(format!("{} is alive! Say hello.", pet.name));
+                    navigate(&format!("/pets/{}", pet.id), Default::default());
+                }
                 Err(e) => {
                     let fields = e.fields();
                     if fields.is_empty() {

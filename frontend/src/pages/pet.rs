@@ -1,39 +1,20 @@
 //! `/pets/:id`: one of the user's pets, live. Its state comes from `GET /api/pets/{id}`
 //! and then from every `pet` frame of the socket; below it, the other users' pets on screen
 //! now (told apart by their `owner_id`). A dead pet's page shows its final state and
-//! nothing live.
+//! nothing live. Whether the pet is the user's is the server's answer to that request (404
+//! for a pet that is someone else's or missing alike), never a guess from the pet list.
 
 use crate::api;
 use crate::auth::Auth;
 use crate::components::{ActivePetsList, Hearts, PetArt};
 use crate::fmt;
 use crate::load::load;
-use crate::pages::NotFound;
+use crate::pages::not_found::missing;
 use crate::toasts::Toasts;
 use crate::ws::{ConnStatus, WsClient};
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
 use livepet_shared::wire::{ActivePet, PetView};
 use livepet_shared::{PetId, UserId};
-
-#[component]
-pub fn PetPage() -> impl IntoView {
-    let params = use_params_map();
-    let id = Memo::new(move |_| {
-        params.with(|p| {
-            p.get("id")
-                .and_then(|s| s.parse::<i64>().ok())
-                .filter(|n| *n > 0)
-                .map(PetId)
-        })
-    });
-    // A new id (following a link from one pet to another) builds a new page, so the old
-    // page's cleanup unwatches the old pet.
-    move || match id.get() {
-        Some(id) => view! { <PetDetail id /> }.into_any(),
-        None => view! { <NotFound /> }.into_any(),
-    }
-}
 
 /// The newer of the fetched state and the socket's last frame for this pet.
 fn newest(fetched: Option<PetView>, live: Option<PetView>) -> Option<PetView> {
@@ -56,14 +37,21 @@ fn others(active: &[ActivePet], me: Option<UserId>) -> Vec<ActivePet> {
         .collect()
 }
 
+/// The page of pet `id`. Another pet is another page (the router builds a new one), so the
+/// old page's cleanup unwatches the old pet.
 #[component]
-fn PetDetail(id: PetId) -> impl IntoView {
+pub fn PetPage(id: PetId) -> impl IntoView {
     let ws = expect_context::<WsClient>();
     let toasts = expect_context::<Toasts>();
-    // `Ok(None)`: the user has no such pet (404), which the page shows as "not found".
+    let auth = expect_context::<Auth>();
+    let me = auth.user.with_untracked(|u| u.as_ref().map(|u| u.id));
+    // `Ok(None)`: the user has no such pet (404), which the page says. The owner check is
+    // the server's; the one here only keeps a pet another session's answer brought from
+    // being shown as this user's.
     let fetched = load(async move {
         match api::pet(id).await {
             Err(e) if e.status() == Some(404) => Ok(None),
+            Ok(p) if me.is_some_and(|me| me != p.owner_id) => Ok(None),
             result => result.map(Some).inspect_err(|e| toasts.error(e.message())),
         }
     });
@@ -97,7 +85,11 @@ fn PetDetail(id: PetId) -> impl IntoView {
         match found {
             None => view! { <p class="loading">"Loading…"</p> }.into_any(),
             Some(Ok(true)) => view! { <PetLive id pet /> }.into_any(),
-            Some(Ok(false)) => view! { <NotFound /> }.into_any(),
+            Some(Ok(false)) => missing(
+                "This pet doesn't exist or isn't yours",
+                "Only its owner can open a pet's page. Other people's pets show up under Active pets while their owners watch them.",
+            )
+            .into_any(),
             Some(Err(message)) => view! {
                 <section class="pet-page">
                     <p class="empty-note" role="alert">

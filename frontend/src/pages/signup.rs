@@ -13,6 +13,7 @@ pub fn SignupPage() -> impl IntoView {
             title="Adopt a live pet"
             lead="Every pet ages and gets hungry while you watch. Create an account to adopt one."
             switch=Switch { question: "Already have an account? ", link: "Log in", to: "/login" }
+            welcome="Welcome to LivePet! Your account is ready."
             call=api::register
         />
     }
