@@ -109,6 +109,10 @@ impl PetState {
 
 /// Fewest characters in a pet's name (counted after trimming, on the server after NFC).
 pub const PET_NAME_MIN: usize = 3;
+/// A new password's length in characters: at least this many…
+pub const PASSWORD_MIN: usize = 12;
+/// …and at most this many (argon2 takes any length; the bound keeps hashing cheap).
+pub const PASSWORD_MAX: usize = 72;
 /// Most characters in a pet's name (counted after trimming, on the server after NFC).
 pub const PET_NAME_MAX: usize = 100;
 

@@ -30,10 +30,9 @@ use std::time::Duration;
 /// The cookie that carries a session token.
 pub const COOKIE: &str = "livepet_session";
 
-/// Password and email limits (the form and the API agree on these).
-pub const PASSWORD_MIN: usize = 12;
-pub const PASSWORD_MAX: usize = 72;
 pub use super::canonical::EMAIL_MAX;
+/// Password and email limits (the password's are shared with the web app's forms).
+pub use livepet_shared::rules::{PASSWORD_MAX, PASSWORD_MIN};
 
 /// How long a password-reset link works.
 pub const RESET_LINK_TTL: Duration = Duration::from_secs(24 * 3600);

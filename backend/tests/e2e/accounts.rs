@@ -346,3 +346,62 @@ async fn browser_logging_out_in_one_tab_logs_out_the_other_within_seconds() {
     server.assert_no_csp_violations(&[&a]).await;
     a.close().await;
 }
+
+/// `?next=` after logging in never leaves the site: each variant the security pass used
+/// (a backslash, its percent-encoding, a tab or newline after the first slash, a scheme)
+/// lands on the pet list of this origin, and a real local path is still followed.
+#[tokio::test]
+async fn browser_next_after_login_never_leaves_the_site() {
+    let Some(env) = Env::find("browser_next_after_login_never_leaves_the_site") else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let db = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&env, &sqlite_url(&db), &[]).await;
+    let driver = ChromeDriver::start(&env);
+    let b = Browser::open(&driver, "wary", &server.base).await;
+    let email = "wary@example.com";
+    b.sign_up(email).await;
+    wait_for(&b, "the sign-up is welcomed", "", STEP, |s| {
+        s.toast("Welcome to LivePet")
+    })
+    .await;
+    // The foreign origin a redirect would reach: this machine under another port.
+    let variants = [
+        "/%5C127.0.0.1:19050/",
+        "/%5c127.0.0.1:19050/",
+        "/%5C%5C127.0.0.1:19050/",
+        "/%09/127.0.0.1:19050/",
+        "/%0A/127.0.0.1:19050/",
+        "/%0D/127.0.0.1:19050/",
+        "//127.0.0.1:19050/",
+        "http://127.0.0.1:19050/",
+        "javascript:alert(1)",
+        "/settings",
+    ];
+    for next in variants {
+        b.click("[data-testid=logout]").await;
+        wait_for(&b, "logged out on /login", "", STEP, |s| s.path == "/login").await;
+        b.goto(&format!("/login?next={next}")).await;
+        log_in(&b, email, PASSWORD).await;
+        let expected = if next == "/settings" {
+            "/settings"
+        } else {
+            "/pets"
+        };
+        let s = wait_for(&b, &format!("{next} lands on {expected}"), "", STEP, |s| {
+            s.path == expected
+        })
+        .await;
+        let origin = b.client.current_url().await.unwrap();
+        assert_eq!(
+            origin.origin().ascii_serialization(),
+            server.base.trim_end_matches('/'),
+            "{next}: left the site ({s:?})"
+        );
+        dismiss_messages(&b).await;
+    }
+    server.assert_no_csp_violations(&[&b]).await;
+    b.close().await;
+    server.stop().await;
+}

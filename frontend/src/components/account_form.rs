@@ -10,10 +10,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::collections::BTreeMap;
 
-/// The server's rule for new passwords (`backend/src/services/accounts.rs`), so the form
-/// can say it before sending.
-pub const PASSWORD_MIN: usize = 12;
-pub const PASSWORD_MAX: usize = 72;
+// The server's rule for new passwords, so the form can say it before sending.
+pub use livepet_shared::rules::{PASSWORD_MAX, PASSWORD_MIN};
 
 /// What the browser checks about a field before the form is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

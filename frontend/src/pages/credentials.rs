@@ -82,12 +82,45 @@ where
 }
 
 /// Where to go after logging in: the page that asked for it (`?next=/pets/12`), else the
-/// pet list. Only same-site paths are followed.
+/// pet list. Only a path of this site is followed (see [`local_path`]); anything else,
+/// however it is spelled, goes to the pet list.
 pub fn after_login(next: Option<String>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/login") => n,
-        _ => "/pets".into(),
-    }
+    next.as_deref()
+        .and_then(local_path)
+        .and_then(same_origin)
+        .unwrap_or_else(|| "/pets".into())
+}
+
+/// `next` when it is plainly a path of this app: it starts with one `/` (not `//`) and holds
+/// only the characters our own paths use (letters, digits, `/ - _ . ? = &`). Everything a
+/// browser's URL parser could turn into another origin is outside that set: `\` (read as
+/// `/`), `%` (a percent-encoded `\` or `/`), `:`, `@`, tabs and newlines (dropped by the
+/// parser), spaces and any other control or non-ASCII character. The login pages themselves
+/// are not a destination.
+pub fn local_path(next: &str) -> Option<String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/-_.?=&".contains(c);
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && next.chars().all(allowed)
+        && !["/login", "/signup"]
+            .iter()
+            .any(|p| next == *p || next.starts_with(&format!("{p}?")));
+    ok.then(|| next.to_string())
+}
+
+/// The browser's own URL parser has the last word: `path` resolved against this page's
+/// origin must stay on it; the result is its normalised path, query and fragment.
+#[cfg(target_arch = "wasm32")]
+fn same_origin(path: String) -> Option<String> {
+    let origin = web_sys::window()?.location().origin().ok()?;
+    let url = web_sys::Url::new_with_base(&path, &origin).ok()?;
+    (url.origin() == origin).then(|| format!("{}{}{}", url.pathname(), url.search(), url.hash()))
+}
+
+/// Outside a browser (unit tests) only [`local_path`]'s check applies.
+#[cfg(not(target_arch = "wasm32"))]
+fn same_origin(path: String) -> Option<String> {
+    Some(path)
 }
 
 #[cfg(test)]
@@ -97,9 +130,36 @@ mod tests {
     #[test]
     fn follows_only_local_next_paths() {
         assert_eq!(after_login(Some("/pets/12".into())), "/pets/12");
-        assert_eq!(after_login(Some("//evil.example".into())), "/pets");
-        assert_eq!(after_login(Some("https://evil.example".into())), "/pets");
-        assert_eq!(after_login(Some("/login".into())), "/pets");
+        assert_eq!(after_login(Some("/pets/new".into())), "/pets/new");
+        assert_eq!(after_login(Some("/settings".into())), "/settings");
         assert_eq!(after_login(None), "/pets");
+        // Every variant the security pass found, and their relatives: none leaves the site.
+        for evil in [
+            "//evil.example",
+            "https://evil.example",
+            "http:evil.example",
+            "javascript:alert(1)",
+            "/\\evil.example",
+            "/\\127.0.0.1:19050/",
+            "/%5C127.0.0.1:19050/",
+            "/%5c127.0.0.1:19050/",
+            "/%2F127.0.0.1:19050/",
+            "/\t/127.0.0.1:19050/",
+            "/\n/127.0.0.1:19050/",
+            "/\r/127.0.0.1:19050/",
+            "/ /evil.example",
+            "/\u{0}/evil.example",
+            "/\u{202e}/evil.example",
+            "/@evil.example",
+            "/evil.example:80",
+            "\\\\evil.example",
+            "",
+            "pets",
+            "/login",
+            "/login?next=/pets",
+            "/signup",
+        ] {
+            assert_eq!(after_login(Some(evil.into())), "/pets", "{evil:?}");
+        }
     }
 }
