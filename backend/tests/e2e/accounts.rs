@@ -405,3 +405,98 @@ async fn browser_next_after_login_never_leaves_the_site() {
     b.close().await;
     server.stop().await;
 }
+
+/// The settings page as a person uses it: change the password, change the email through
+/// the mailed confirmation link, then delete the account, which logs the tab out and frees
+/// nothing else to log in with.
+#[tokio::test]
+async fn browser_settings_change_password_and_email_then_delete_the_account() {
+    let Some(env) = Env::find("browser_settings_change_password_and_email_then_delete_the_account")
+    else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let db = tempfile::tempdir().unwrap();
+    let mail = db.path().join("mail");
+    let mail_dir = mail.display().to_string();
+    let mut server = Server::start(&env, &sqlite_url(&db), &["--mail-dir", &mail_dir]).await;
+    let driver = ChromeDriver::start(&env);
+    let b = Browser::open(&driver, "settler", &server.base).await;
+    b.sign_up("settler@example.com").await;
+    b.adopt("Settle", "cat").await;
+    b.click("[data-testid=nav-settings]").await;
+    b.wait_until("the settings page is shown", |s| s.path == "/settings")
+        .await;
+
+    // The password.
+    b.type_into("#current-password", PASSWORD).await;
+    b.type_into("#new-password", NEW_PASSWORD).await;
+    b.click("[data-testid=change-password] [data-testid=submit]")
+        .await;
+    wait_for(
+        &b,
+        "the password change is confirmed",
+        "[data-testid=change-password] [data-testid=form-done]",
+        STEP,
+        |s| {
+            s.texts
+                .iter()
+                .any(|t| t.contains("Your password was changed"))
+        },
+    )
+    .await;
+
+    // The email: a link to the new address, opened in this tab.
+    b.type_into("#email-current-password", NEW_PASSWORD).await;
+    b.type_into("#new-email", "moved@example.com").await;
+    b.click("[data-testid=change-email] [data-testid=submit]")
+        .await;
+    wait_for(
+        &b,
+        "the page says a confirmation link was sent",
+        "[data-testid=change-email] [data-testid=form-done]",
+        STEP,
+        |s| s.texts.iter().any(|t| t.contains("moved@example.com")),
+    )
+    .await;
+    let link = mailed_link(&mail, "/confirm-email/").await;
+    let path = link.split_once("://").unwrap().1;
+    let path = &path[path.find('/').unwrap()..];
+    b.goto(path).await;
+    wait_for(
+        &b,
+        "the confirmation page says the email changed",
+        "[data-testid=confirm-result]",
+        STEP,
+        |s| {
+            s.texts
+                .iter()
+                .any(|t| t.contains("email address is changed"))
+        },
+    )
+    .await;
+
+    // Deleting the account ends up on /login with a message; the new address and the new
+    // password no longer log anyone in.
+    b.goto("/settings").await;
+    b.type_into("#delete-password", NEW_PASSWORD).await;
+    b.click("[data-testid=delete-account] [data-testid=submit]")
+        .await;
+    wait_for(&b, "the deletion is confirmed on /login", "", STEP, |s| {
+        s.path == "/login" && s.toast("were deleted")
+    })
+    .await;
+    b.screenshot("accounts-deleted").await;
+    log_in(&b, "moved@example.com", NEW_PASSWORD).await;
+    wait_for(
+        &b,
+        "the login form says the credentials are wrong",
+        "[data-testid=form-error]",
+        STEP,
+        |s| s.path == "/login" && !s.texts.is_empty(),
+    )
+    .await;
+    server.assert_no_csp_violations(&[&b]).await;
+    b.close().await;
+    server.stop().await;
+}
