@@ -195,6 +195,9 @@ impl Client {
 pub struct Viewer {
     pub pet: PetView,
     pub ws: Ws,
+    /// The state of the pet's first frame on this socket: the last state the viewer has
+    /// seen until it reads more.
+    pub first: PetView,
 }
 
 impl Viewer {
@@ -204,8 +207,8 @@ impl Viewer {
         let mut ws = client.ws().await;
         ws.greeting().await;
         ws.send(json!({"type":"watch","pet_id":pet.id})).await;
-        ws.pet_frame(pet.id).await;
-        Viewer { pet, ws }
+        let first = ws.pet_frame(pet.id).await;
+        Viewer { pet, ws, first }
     }
 }
 
