@@ -302,6 +302,17 @@ impl ServeArgs {
         Duration::from_millis(self.ws_timeout_ms)
     }
 
+    /// Whether people reach the server over https (behind a TLS proxy): `--secure-cookies`
+    /// or an https `--public-url`. It marks the cookie Secure and sends HSTS; no request
+    /// header can change it.
+    pub fn served_over_tls(&self) -> bool {
+        self.secure_cookies
+            || self
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+    }
+
     pub fn limits(&self) -> LimitSettings {
         LimitSettings {
             pets: self.max_pets_per_user,

@@ -161,11 +161,7 @@ impl Application {
             settings: EdgeSettings {
                 allowed_origins: cfg.allowed_origins.clone(),
                 public_origin: cfg.public_url.as_deref().and_then(split_origin),
-                secure_cookies: cfg.secure_cookies
-                    || cfg
-                        .public_url
-                        .as_deref()
-                        .is_some_and(|u| u.starts_with("https://")),
+                secure_cookies: cfg.served_over_tls(),
                 trusted_proxies: cfg.trusted_proxies.clone(),
                 dashboard: !cfg.no_dashboard,
                 ws_frames_per_second: cfg.ws_frames_per_second,
@@ -181,7 +177,7 @@ impl Application {
             .and_then(|d| std::fs::read_to_string(d.join("index.html")).ok());
         let headers = Arc::new(SecurityHeaders::new(
             index_html.as_deref(),
-            cfg.secure_cookies,
+            cfg.served_over_tls(),
         ));
         let metrics_server = match &cfg.metrics_bind {
             Some(bind) => Some(serve_metrics(bind, state.clone())?),

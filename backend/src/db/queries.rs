@@ -291,41 +291,33 @@ pub fn insert_pet_within(
     new: &NewPetRow<'_>,
     max_live: i64,
 ) -> QueryResult<Option<PetRow>> {
-    match conn {
-        DbConn::Sqlite(c) => c.immediate_transaction(|c| {
+    // One body for both backends, as `with_conn!` writes it; only the lock differs.
+    macro_rules! count_then_insert {
+        ($c:ident) => {{
             let live: i64 = pets::table
                 .filter(pets::user_id.eq(new.user_id))
                 .filter(pets::is_alive.eq(true))
                 .count()
-                .get_result(c)?;
+                .get_result($c)?;
             if live >= max_live {
                 return Ok(None);
             }
             diesel::insert_into(pets::table)
                 .values(new)
                 .returning(PetRow::as_returning())
-                .get_result(c)
+                .get_result($c)
                 .map(Some)
-        }),
+        }};
+    }
+    match conn {
+        DbConn::Sqlite(c) => c.immediate_transaction(|c| count_then_insert!(c)),
         DbConn::Pg(c) => c.transaction(|c| {
             users::table
                 .find(new.user_id)
                 .select(users::id)
                 .for_update()
                 .first::<i64>(c)?;
-            let live: i64 = pets::table
-                .filter(pets::user_id.eq(new.user_id))
-                .filter(pets::is_alive.eq(true))
-                .count()
-                .get_result(c)?;
-            if live >= max_live {
-                return Ok(None);
-            }
-            diesel::insert_into(pets::table)
-                .values(new)
-                .returning(PetRow::as_returning())
-                .get_result(c)
-                .map(Some)
+            count_then_insert!(c)
         }),
     }
 }

@@ -68,6 +68,14 @@ pub fn verify_password(password: &str, stored: &str, dummy: &str) -> bool {
     }
 }
 
+/// The user, if there is one and the password is theirs. No user costs the same one
+/// verification (against `dummy`), so the timing does not tell the two apart.
+fn password_matches(found: Option<UserRow>, password: &str, dummy: &str) -> Option<UserRow> {
+    let stored = found.as_ref().map_or(dummy, |u| u.password_hash.as_str());
+    let ok = verify_password(password, stored, dummy);
+    found.filter(|_| ok)
+}
+
 /// Spends the time of one verification against a hash no password matches, so an unknown
 /// email takes as long as a wrong password.
 fn burn_verification(password: &str, dummy: &str) {
@@ -291,11 +299,7 @@ impl Services {
                     Some(email) => queries::find_user_by_email(c, email)?,
                     None => None,
                 };
-                let stored = found
-                    .as_ref()
-                    .map_or(dummy.as_str(), |u| u.password_hash.as_str());
-                let ok = verify_password(&password, stored, &dummy);
-                Ok(found.filter(|_| ok))
+                Ok(password_matches(found, &password, &dummy))
             })
             .await?;
         match user {
@@ -406,19 +410,15 @@ impl Services {
     /// a wrong one is 401 `unauthorized` with "wrong password".
     async fn check_password(&self, user: UserId, password: String) -> Result<(), AppError> {
         let dummy = self.accounts.dummy_hash.clone();
-        let ok = self
+        let found = self
             .db(move |c| {
                 let found = queries::find_user(c, user.0)?;
-                let stored = found
-                    .as_ref()
-                    .map_or(dummy.as_str(), |u| u.password_hash.as_str());
-                Ok(found.is_some() && verify_password(&password, stored, &dummy))
+                Ok(password_matches(found, &password, &dummy))
             })
             .await?;
-        if ok {
-            Ok(())
-        } else {
-            Err(AppError::Unauthorized("wrong password"))
+        match found {
+            Some(_) => Ok(()),
+            None => Err(AppError::Unauthorized("wrong password")),
         }
     }
 

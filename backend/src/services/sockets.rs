@@ -160,17 +160,7 @@ impl LiveSockets {
     /// Suspends the sockets of the sessions that are about to end: from now on they act on
     /// no frame. Commit after the revocation is durable.
     pub fn suspend<'a>(&'a self, user: UserId, ending: Ending<'a>) -> Suspended<'a> {
-        let flags = self
-            .lock()
-            .get(&user)
-            .into_iter()
-            .flatten()
-            .filter(|s| ending.covers(&s.session))
-            .map(|s| {
-                s.ended.store(true, Ordering::SeqCst);
-                s.ended.clone()
-            })
-            .collect();
+        let flags = self.mark(user, ending, |_| {});
         Suspended {
             live: self,
             user,
@@ -183,19 +173,28 @@ impl LiveSockets {
     /// Ends sessions whose revocation is already durable (or that expired): their sockets
     /// act on nothing more and close. Returns how many sockets were told.
     pub fn end(&self, user: UserId, ending: Ending<'_>) -> usize {
+        self.mark(user, ending, |s| s.to.do_send(SessionEnded))
+            .len()
+    }
+
+    /// Sets the flag of every socket `ending` covers, calls `then` on it, and returns the
+    /// flags.
+    fn mark(
+        &self,
+        user: UserId,
+        ending: Ending<'_>,
+        then: impl Fn(&Socket),
+    ) -> Vec<Arc<AtomicBool>> {
         let map = self.lock();
-        let mut told = 0;
-        for s in map
-            .get(&user)
-            .into_iter()
-            .flatten()
+        let covered = map.get(&user).into_iter().flatten();
+        covered
             .filter(|s| ending.covers(&s.session))
-        {
-            s.ended.store(true, Ordering::SeqCst);
-            s.to.do_send(SessionEnded);
-            told += 1;
-        }
-        told
+            .map(|s| {
+                s.ended.store(true, Ordering::SeqCst);
+                then(s);
+                s.ended.clone()
+            })
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, Vec<Socket>>> {

@@ -4,14 +4,13 @@
 
 use crate::harness::{Browser, ChromeDriver, Env, Server, STEP};
 use crate::scenarios::ONE_AT_A_TIME;
+use crate::smtp::wait_for_eml;
 use serde::Deserialize;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "a brand new password 42";
-/// How often a page or the mail folder is looked at again.
-const POLL: Duration = Duration::from_millis(40);
 /// The promise of live revocation, as the user sees it: the other tab shows it within this.
 const LOGGED_OUT_WITHIN: Duration = Duration::from_secs(5);
 
@@ -48,73 +47,24 @@ return {
 };
 "#;
 
-async fn seen(b: &Browser, css: &str) -> Seen {
-    let v = b
-        .client
-        .execute(READ, vec![serde_json::json!(css)])
-        .await
-        .unwrap();
-    serde_json::from_value(v).unwrap()
-}
-
-/// Polls the page (and the texts of `css`) until `ok` holds, for at most `limit`; on
-/// timeout saves a screenshot and fails with what it saw last.
+/// Polls the page (and the texts of `css`) until `ok` holds, for at most `limit`.
 async fn wait_for(
     b: &Browser,
     what: &str,
     css: &str,
     limit: Duration,
-    mut ok: impl FnMut(&Seen) -> bool,
+    ok: impl FnMut(&Seen) -> bool,
 ) -> Seen {
-    let deadline = Instant::now() + limit;
-    loop {
-        let s = seen(b, css).await;
-        if ok(&s) {
-            return s;
-        }
-        if Instant::now() > deadline {
-            b.screenshot(&format!("FAILED-{}", b.name)).await;
-            panic!(
-                "{}: timed out after {limit:?} waiting until {what}; last seen: {s:?}",
-                b.name
-            );
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    b.poll(what, READ, vec![serde_json::json!(css)], limit, ok)
+        .await
 }
 
-/// The first link containing `path` in a mail the server wrote to `dir`, once there is one.
-async fn mailed_link(dir: &Path, path: &str) -> String {
-    let deadline = Instant::now() + STEP;
-    loop {
-        if let Some(link) = find_link(dir, path) {
-            return link;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no mail with a {path} link in {} within {STEP:?}",
-            dir.display()
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-fn find_link(dir: &Path, path: &str) -> Option<String> {
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let file = entry.path();
-        // Mails are written under a hidden name and renamed: an .eml is complete.
-        if file.extension().is_none_or(|e| e != "eml") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&file).ok()?;
-        if let Some(link) = text
-            .split_whitespace()
-            .find(|w| w.starts_with("http") && w.contains(path))
-        {
-            return Some(link.to_string());
-        }
-    }
-    None
+/// The first link containing `path` in the mail the server wrote to `to` in `dir`.
+async fn mailed_link(dir: &Path, to: &str, path: &str) -> String {
+    let mail = wait_for_eml(dir, to, STEP).await;
+    mail.link_containing(path)
+        .unwrap_or_else(|| panic!("no {path} link in the mail to {to}"))
+        .to_string()
 }
 
 /// Waits, at most [`LOGGED_OUT_WITHIN`], until this tab says it was logged out and shows
@@ -208,7 +158,7 @@ async fn browser_forgotten_password_is_reset_through_the_mailed_link() {
     a.screenshot("accounts-1-link-asked").await;
 
     // The mail: its link opens the reset page of this server.
-    let link = mailed_link(&mail, "/reset-password/").await;
+    let link = mailed_link(&mail, email, "/reset-password/").await;
     assert!(
         link.starts_with(&format!("{}/reset-password/", server.base)),
         "the link points at the app: {link}"
@@ -459,7 +409,7 @@ async fn browser_settings_change_password_and_email_then_delete_the_account() {
         |s| s.texts.iter().any(|t| t.contains("moved@example.com")),
     )
     .await;
-    let link = mailed_link(&mail, "/confirm-email/").await;
+    let link = mailed_link(&mail, "moved@example.com", "/confirm-email/").await;
     let path = link.split_once("://").unwrap().1;
     let path = &path[path.find('/').unwrap()..];
     b.goto(path).await;

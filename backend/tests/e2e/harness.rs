@@ -391,21 +391,31 @@ impl Browser {
 
     /// Polls the page until `ok` holds; on timeout saves a screenshot and fails with the
     /// last state seen.
-    pub async fn wait_until(
+    pub async fn wait_until(&self, what: &str, ok: impl FnMut(&PageState) -> bool) -> PageState {
+        self.poll(what, READ_STATE, vec![], STEP, ok).await
+    }
+
+    /// Runs `script` (with `args`) on the page until what it returns satisfies `ok`, for at
+    /// most `limit`; on timeout saves a screenshot and fails with the last result.
+    pub async fn poll<T: serde::de::DeserializeOwned + std::fmt::Debug>(
         &self,
         what: &str,
-        mut ok: impl FnMut(&PageState) -> bool,
-    ) -> PageState {
-        let deadline = Instant::now() + STEP;
+        script: &str,
+        args: Vec<serde_json::Value>,
+        limit: Duration,
+        mut ok: impl FnMut(&T) -> bool,
+    ) -> T {
+        let deadline = Instant::now() + limit;
         loop {
-            let state = self.state().await;
-            if ok(&state) {
-                return state;
+            let v = self.client.execute(script, args.clone()).await.unwrap();
+            let seen: T = serde_json::from_value(v).unwrap();
+            if ok(&seen) {
+                return seen;
             }
             if Instant::now() > deadline {
                 self.screenshot(&format!("FAILED-{}", self.name)).await;
                 panic!(
-                    "{}: timed out after {STEP:?} waiting until {what}; last state: {state:?}",
+                    "{}: timed out after {limit:?} waiting until {what}; last seen: {seen:?}",
                     self.name
                 );
             }

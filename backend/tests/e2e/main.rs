@@ -14,3 +14,7 @@ mod harness;
 #[path = "../support/process.rs"]
 mod process;
 mod scenarios;
+// Only its reader of the `.eml` files a server without SMTP writes is used here.
+#[allow(dead_code)]
+#[path = "../support/smtp.rs"]
+mod smtp;

@@ -1,6 +1,6 @@
 //! Account flows over real HTTP on both databases.
 
-use crate::client::{Client, PASSWORD};
+use crate::client::{set_cookie, Client, PASSWORD};
 use crate::helpers::{Backend, TestApp};
 use serde_json::{json, Value};
 
@@ -13,13 +13,7 @@ async fn account_flows(backend: Backend) {
     // Register: 201, the user, and a session cookie with the right flags.
     let res = a.register("Alice@Example.com").await;
     assert_eq!(res.status(), 201);
-    let cookie = res
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
+    let cookie = set_cookie(&res);
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
     assert!(cookie.contains("Path=/"), "{cookie}");

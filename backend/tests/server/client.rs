@@ -14,6 +14,16 @@ use std::time::Duration;
 
 pub const PASSWORD: &str = "correct horse battery";
 
+/// The `Set-Cookie` header of a response (which must have one).
+pub fn set_cookie(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("set-cookie")
+        .expect("a Set-Cookie header")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
 /// One browser: a base URL and, once logged in, a session cookie.
 #[derive(Clone)]
 pub struct Client {
@@ -173,6 +183,27 @@ impl Client {
         Ws { framed }
     }
 
+    /// Opens /ws and reads the connect greeting (active list and treats).
+    pub async fn greeted_ws(&self) -> Ws {
+        let mut ws = self.ws().await;
+        ws.greeting().await;
+        ws
+    }
+
+    /// Opens /ws with this Origin (none: no header) and extra headers: the socket, or the
+    /// status the upgrade was refused with.
+    pub async fn upgrade(&self, origin: Option<&str>, extra: &[(&str, &str)]) -> Result<Ws, u16> {
+        let mut req = self.ws_request(origin);
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        match req.connect().await {
+            Ok((_, framed)) => Ok(Ws { framed }),
+            Err(awc::error::WsClientError::InvalidResponseStatus(s)) => Err(s.as_u16()),
+            Err(e) => panic!("the upgrade failed without an answer: {e}"),
+        }
+    }
+
     pub fn ws_request(&self, origin: Option<&str>) -> awc::ws::WebsocketsRequest {
         let url = format!("{}/ws", self.base.replacen("http", "ws", 1));
         let mut req = awc::Client::builder()
@@ -227,11 +258,6 @@ pub enum Got {
 }
 
 impl Ws {
-    /// A socket opened by hand (`Client::ws_request`).
-    pub fn from_framed(framed: Framed<BoxedSocket, Codec>) -> Ws {
-        Ws { framed }
-    }
-
     pub async fn send(&mut self, v: Value) {
         self.framed
             .send(Message::Text(v.to_string().into()))

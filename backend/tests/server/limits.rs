@@ -82,14 +82,6 @@ async fn adoptions_per_minute_are_limited_per_user_sqlite() {
     assert_eq!(adopt_status(&mut other, "Theirs").await.0, 201);
 }
 
-async fn ws_status(c: &Client) -> (u16, Option<Ws>) {
-    match c.ws_request(Some(&c.base)).connect().await {
-        Ok((res, framed)) => (res.status().as_u16(), Some(Ws::from_framed(framed))),
-        Err(awc::error::WsClientError::InvalidResponseStatus(s)) => (s.as_u16(), None),
-        Err(e) => panic!("{e}"),
-    }
-}
-
 fn user_of(app: &TestApp, email: &str) -> UserId {
     use diesel::prelude::*;
     use livepet_server::db::schema::users;
@@ -146,9 +138,11 @@ async fn sockets_per_user_are_capped_sqlite() {
         || (app.services().live.open_of(user) == 1).then_some(()),
     )
     .await;
-    let (status, ws) = ws_status(&many).await;
-    assert_eq!(status, 101);
-    ws.unwrap().greeting().await;
+    let mut ws = many
+        .upgrade(Some(&many.base), &[])
+        .await
+        .expect("a freed place");
+    ws.greeting().await;
     second.send(json!({"type": "ping"})).await;
     second
         .until(|m| matches!(m, ServerMsg::Pong).then_some(()))

@@ -280,19 +280,14 @@ async fn the_upgrade_checks_origin_and_cookie_sqlite() {
     let app = TestApp::sqlite().await;
     let a = app.signed_up("a@example.com").await;
 
-    let refused = |r: Result<(), awc::error::WsClientError>| match r {
-        Err(awc::error::WsClientError::InvalidResponseStatus(s)) => s.as_u16(),
-        Err(e) => panic!("unexpected error {e}"),
-        Ok(()) => panic!("the upgrade should have been refused"),
-    };
-    let foreign = a.ws_request(Some("https://evil.example")).connect().await;
-    assert_eq!(refused(foreign.map(|_| ())), 403);
-    let no_origin = a.ws_request(None).connect().await;
-    assert_eq!(refused(no_origin.map(|_| ())), 403);
+    assert_eq!(
+        a.upgrade(Some("https://evil.example"), &[]).await.err(),
+        Some(403)
+    );
+    assert_eq!(a.upgrade(None, &[]).await.err(), Some(403));
 
     let anon = app.client();
-    let no_cookie = anon.ws_request(Some(&anon.base)).connect().await;
-    assert_eq!(refused(no_cookie.map(|_| ())), 401);
+    assert_eq!(anon.upgrade(Some(&anon.base), &[]).await.err(), Some(401));
 
     // The right origin and cookie: connected.
     let mut ws = a.ws().await;

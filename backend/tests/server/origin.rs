@@ -2,21 +2,15 @@
 //! Secure flag come from configuration (`--public-url`, `--secure-cookies`), and forwarded
 //! headers count only from `--trusted-proxies`.
 
-use crate::client::Client;
+use crate::client::{set_cookie, Client};
 use crate::helpers::TestApp;
 use serde_json::json;
 
-/// Opens `/ws` with this Origin and extra headers; the status.
+/// The status of an upgrade with this Origin and extra headers (101 when it succeeds).
 async fn upgrade_status(c: &Client, origin: &str, extra: &[(&str, &str)]) -> u16 {
-    let mut req = c.ws_request(Some(origin));
-    for (k, v) in extra {
-        req = req.header(*k, *v);
-    }
-    match req.connect().await {
-        Ok((res, _)) => res.status().as_u16(),
-        Err(awc::error::WsClientError::InvalidResponseStatus(s)) => s.as_u16(),
-        Err(e) => panic!("{e}"),
-    }
+    c.upgrade(Some(origin), extra)
+        .await
+        .map_or_else(|s| s, |_| 101)
 }
 
 #[actix_rt::test]
@@ -48,7 +42,7 @@ async fn forwarded_headers_are_ignored_without_trusted_proxies_sqlite() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let set = res.headers().get("set-cookie").unwrap().to_str().unwrap();
+    let set = set_cookie(&res);
     assert!(!set.contains("Secure"), "{set}");
     // Nor does it change the page's WebSocket source.
     let res = c
@@ -67,6 +61,10 @@ async fn forwarded_headers_are_ignored_without_trusted_proxies_sqlite() {
         .unwrap()
         .to_string();
     assert!(!csp.contains("evil.example"), "{csp}");
+    assert!(
+        res.headers().get("strict-transport-security").is_none(),
+        "a header saying https does not turn HSTS on"
+    );
 }
 
 #[actix_rt::test]
@@ -76,7 +74,7 @@ async fn the_public_url_is_the_servers_origin_sqlite() {
     let mut c = app.client();
     let res = c.register("public@example.com").await;
     assert_eq!(res.status(), 201);
-    let set = res.headers().get("set-cookie").unwrap().to_str().unwrap();
+    let set = set_cookie(&res);
     assert!(
         set.contains("Secure"),
         "an https public URL makes the cookie Secure: {set}"
@@ -96,6 +94,13 @@ async fn the_public_url_is_the_servers_origin_sqlite() {
         .unwrap()
         .to_string();
     assert!(csp.contains("wss://pets.example.com"), "{csp}");
+    // Served over TLS by configuration: browsers are told to keep to https.
+    assert_eq!(
+        res.headers()
+            .get("strict-transport-security")
+            .map(|v| v.to_str().unwrap()),
+        Some("max-age=31536000")
+    );
 }
 
 #[actix_rt::test]

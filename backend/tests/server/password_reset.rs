@@ -1,7 +1,7 @@
 //! Password reset and email change by mailed link, read from real delivered mail: a real
 //! SMTP receiver in this process, or the `.eml` file a server without SMTP writes.
 
-use crate::client::{Client, Ws, PASSWORD};
+use crate::client::{Client, PASSWORD};
 use crate::helpers::{report, Backend, TestApp};
 use crate::smtp::SmtpReceiver;
 use livepet_shared::wire::CLOSE_SESSION_ENDED;
@@ -27,25 +27,22 @@ fn fastest(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
-async fn socket(c: &Client) -> Ws {
-    let mut ws = c.ws().await;
-    ws.greeting().await;
-    ws
+/// A real SMTP receiver and a server that mails through it.
+async fn with_smtp(backend: Backend) -> Option<(SmtpReceiver, TestApp)> {
+    let smtp = SmtpReceiver::start();
+    let url = smtp.url().parse().unwrap();
+    let app = TestApp::spawn_with(backend, |a| a.smtp_url = Some(url)).await?;
+    Some((smtp, app))
 }
 
 async fn a_reset_link_works_once_and_ends_every_session(backend: Backend) {
-    let smtp = SmtpReceiver::start();
-    let Some(app) = TestApp::spawn_with(backend, |a| {
-        a.smtp_url = Some(smtp.url().parse().unwrap());
-    })
-    .await
-    else {
+    let Some((smtp, app)) = with_smtp(backend).await else {
         return;
     };
     let email = "forgetful@example.com";
     let a = app.signed_up(email).await;
     let b = a.another_login(email).await;
-    let (mut w1, mut w2) = (socket(&a).await, socket(&b).await);
+    let (mut w1, mut w2) = (a.greeted_ws().await, b.greeted_ws().await);
 
     // Known and unknown addresses get the same answer, in the same time.
     let mut anon = app.client();
@@ -133,12 +130,7 @@ async fn a_reset_link_works_once_and_ends_every_session(backend: Backend) {
 on_both_databases!(async a_reset_link_works_once_and_ends_every_session);
 
 async fn an_expired_or_unknown_reset_link_fails(backend: Backend) {
-    let smtp = SmtpReceiver::start();
-    let Some(app) = TestApp::spawn_with(backend, |a| {
-        a.smtp_url = Some(smtp.url().parse().unwrap());
-    })
-    .await
-    else {
+    let Some((smtp, app)) = with_smtp(backend).await else {
         return;
     };
     let email = "late@example.com";
@@ -203,12 +195,7 @@ async fn an_expired_or_unknown_reset_link_fails(backend: Backend) {
 on_both_databases!(async an_expired_or_unknown_reset_link_fails);
 
 async fn an_email_changes_only_once_confirmed(backend: Backend) {
-    let smtp = SmtpReceiver::start();
-    let Some(app) = TestApp::spawn_with(backend, |a| {
-        a.smtp_url = Some(smtp.url().parse().unwrap());
-    })
-    .await
-    else {
+    let Some((smtp, app)) = with_smtp(backend).await else {
         return;
     };
     let mut a = app.signed_up("old@example.com").await;

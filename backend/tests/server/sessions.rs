@@ -3,7 +3,7 @@
 //! frame sent on such a socket after the revocation was answered is not applied, and the
 //! sessions that should carry on do. Password resets are in `mail.rs`, where the link is.
 
-use crate::client::{Client, Ws, PASSWORD};
+use crate::client::{set_cookie, Client, Ws, PASSWORD};
 use crate::helpers::{report, wait_for, Backend, TestApp};
 use livepet_shared::wire::{ServerMsg, CLOSE_SESSION_ENDED};
 use livepet_shared::PetId;
@@ -19,16 +19,9 @@ async fn spawn(backend: Backend) -> Option<TestApp> {
     TestApp::spawn_with(backend, |a| a.tick_ms = SLOW_TICK_MS).await
 }
 
-/// A socket past its greeting.
-async fn socket(c: &Client) -> Ws {
-    let mut ws = c.ws().await;
-    ws.greeting().await;
-    ws
-}
-
 /// A socket of `c` watching its pet (the first frame read).
 async fn watching(c: &Client, pet: PetId) -> Ws {
-    let mut ws = socket(c).await;
+    let mut ws = c.greeted_ws().await;
     ws.send(json!({"type": "watch", "pet_id": pet})).await;
     ws.pet_frame(pet).await;
     ws
@@ -75,9 +68,9 @@ async fn logout_closes_only_that_sessions_sockets(backend: Backend) {
     };
     let mut a = app.client();
     let pet = a.signup_with_pet("leaver@example.com", "Biscuit").await.id;
-    let (mut w1, mut w2) = (watching(&a, pet).await, socket(&a).await);
+    let (mut w1, mut w2) = (watching(&a, pet).await, a.greeted_ws().await);
     let b = a.another_login("leaver@example.com").await;
-    let mut other = socket(&b).await;
+    let mut other = b.greeted_ws().await;
 
     let sent = Instant::now();
     assert_eq!(a.delete("/api/session").await.status(), 204);
@@ -95,14 +88,7 @@ async fn logout_closes_only_that_sessions_sockets(backend: Backend) {
         "a feed sent after the logout was applied"
     );
     // The old cookie cannot open a socket any more.
-    let (res, _) = a.ws_request(Some(&a.base)).connect().await.map_or_else(
-        |e| match e {
-            awc::error::WsClientError::InvalidResponseStatus(s) => (s.as_u16(), ()),
-            other => panic!("{other}"),
-        },
-        |(r, _)| (r.status().as_u16(), ()),
-    );
-    assert_eq!(res, 401);
+    assert_eq!(a.upgrade(Some(&a.base), &[]).await.err(), Some(401));
 }
 on_both_databases!(async logout_closes_only_that_sessions_sockets);
 
@@ -116,10 +102,10 @@ async fn log_out_everywhere_closes_every_socket(backend: Backend) {
         .await
         .id;
     let b = a.another_login("everywhere@example.com").await;
-    let (mut w1, mut w2) = (watching(&a, pet).await, socket(&b).await);
+    let (mut w1, mut w2) = (watching(&a, pet).await, b.greeted_ws().await);
     // Someone else's socket is untouched.
     let stranger = app.signed_up("stranger@example.com").await;
-    let mut s = socket(&stranger).await;
+    let mut s = stranger.greeted_ws().await;
 
     let sent = Instant::now();
     assert_eq!(a.delete("/api/me/sessions").await.status(), 204);
@@ -141,7 +127,7 @@ async fn a_password_change_ends_the_other_sessions(backend: Backend) {
     let mut a = app.client();
     let pet = a.signup_with_pet(email, "Pickle").await.id;
     let b = a.another_login(email).await;
-    let (mut mine, mut theirs) = (socket(&a).await, watching(&b, pet).await);
+    let (mut mine, mut theirs) = (a.greeted_ws().await, watching(&b, pet).await);
 
     // A wrong current password changes nothing and ends nothing.
     let res = a
@@ -202,10 +188,10 @@ async fn deleting_an_account_takes_its_pets_and_sessions(backend: Backend) {
     let mut a = app.client();
     let pet = a.signup_with_pet(email, "Wisp").await.id;
     let b = a.another_login(email).await;
-    let mut w2 = socket(&b).await;
+    let mut w2 = b.greeted_ws().await;
     // A stranger sees the pet in the active list while its owner watches it…
     let stranger = app.signed_up("onlooker@example.com").await;
-    let mut s = socket(&stranger).await;
+    let mut s = stranger.greeted_ws().await;
     let mut w1 = watching(&a, pet).await;
     s.until(|m| match m {
         ServerMsg::ActivePetsChanged { joined, .. } if joined.iter().any(|p| p.id == pet) => {
@@ -281,9 +267,9 @@ async fn an_expired_session_closes_its_sockets(backend: Backend) {
     let mut remembered = app.client();
     remembered.log_in("brief@example.com", PASSWORD, true).await;
     let (mut w1, mut w2, mut kept) = (
-        socket(&short).await,
-        socket(&short).await,
-        socket(&remembered).await,
+        short.greeted_ws().await,
+        short.greeted_ws().await,
+        remembered.greeted_ws().await,
     );
     let since = Instant::now();
     ends(&mut w1, "expiry", since).await;
@@ -306,13 +292,7 @@ async fn remember_me_sets_the_cookie_and_the_expiry(backend: Backend) {
         let mut c = app.client();
         let res = c.log_in("keeper@example.com", PASSWORD, remember).await;
         assert_eq!(res.status(), 200);
-        let set = res
-            .headers()
-            .get("set-cookie")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string();
+        let set = set_cookie(&res);
         let max_age = format!("Max-Age={}", days * 86_400);
         assert_eq!(set.contains("Max-Age"), remember, "{set}");
         if remember {
