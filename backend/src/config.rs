@@ -178,6 +178,13 @@ pub struct ServeArgs {
     #[arg(long, env = "LIVEPET_METRICS_BIND")]
     pub metrics_bind: Option<String>,
 
+    /// HTTP connections (WebSockets included) served at once. Past it a request gets an
+    /// immediate 503 with Retry-After instead of waiting. Default: what the open-file limit
+    /// allows once raised, less a reserve for the database, files and the persister.
+    #[arg(long, env = "LIVEPET_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_connections: Option<u64>,
+
     /// Turn off the live dashboard (`subscribe_stats` is then refused).
     #[arg(long, env = "LIVEPET_NO_DASHBOARD")]
     pub no_dashboard: bool,
@@ -279,6 +286,7 @@ impl ServeArgs {
             frames_per_user_per_second: 100_000,
             no_dashboard: false,
             metrics_bind: None,
+            max_connections: None,
             ws_timeout_ms: 30_000,
             body_timeout_s: 10,
             smtp_url: None,

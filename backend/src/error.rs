@@ -47,6 +47,8 @@ pub enum AppError {
     TooManyOpen(String),
     /// The database is unreachable or failing; retry later.
     Unavailable(String),
+    /// `--max-connections` are already open (503, retry after this many seconds).
+    AtCapacity(u64),
     Internal(String),
 }
 
@@ -69,7 +71,7 @@ impl AppError {
             AppError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             AppError::RateLimited(_) => ErrorCode::RateLimited,
             AppError::LimitReached(_) | AppError::TooManyOpen(_) => ErrorCode::LimitReached,
-            AppError::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            AppError::Unavailable(_) | AppError::AtCapacity(_) => ErrorCode::ServiceUnavailable,
             AppError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -97,6 +99,9 @@ impl AppError {
             AppError::RateLimited(s) => format!("too many attempts; try again in {s} s"),
             AppError::LimitReached(m) | AppError::TooManyOpen(m) => m.clone(),
             AppError::Unavailable(_) => "the database is unavailable; try again shortly".into(),
+            AppError::AtCapacity(s) => {
+                format!("the server is at its connection limit; try again in {s} s")
+            }
             AppError::Internal(_) => "something went wrong on our side".into(),
         }
     }
@@ -150,7 +155,7 @@ impl ResponseError for AppError {
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::RateLimited(_) | AppError::TooManyOpen(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::LimitReached(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::AtCapacity(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -158,7 +163,7 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         self.log_cause();
         let mut res = HttpResponse::build(self.status_code());
-        if let AppError::RateLimited(secs) = self {
+        if let AppError::RateLimited(secs) | AppError::AtCapacity(secs) = self {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         res.json(self.body())

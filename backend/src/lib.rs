@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod logging;
 pub mod metrics;
 pub mod seed;
 pub mod services;

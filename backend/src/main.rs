@@ -11,7 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = livepet_server::config::Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    livepet_server::logging::init("info");
     match livepet_server::run_cli(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -39,6 +39,16 @@ pub struct Metrics {
     pub slow_viewers_dropped_total: IntCounter,
     /// Content-Security-Policy violations browsers reported.
     pub csp_violations_total: IntCounter,
+    /// The open-file limit after raising it at start (soft = hard where allowed).
+    pub open_files_limit: IntGauge,
+    /// `--max-connections`: HTTP connections served at once; past it, an immediate 503.
+    pub max_connections: IntGauge,
+    /// HTTP connections open now (WebSockets included).
+    pub connections_open: IntGauge,
+    /// Connections answered 503 because `--max-connections` were already open.
+    pub connections_refused_total: IntCounter,
+    /// Connections the kernel could not hand over (out of file descriptors, usually).
+    pub accept_errors_total: IntCounter,
     /// When the last successful flush finished (ms since the epoch); the lag is computed from
     /// it at scrape time so it keeps growing while the database is away.
     last_flush_ok_ms: AtomicI64,
@@ -153,6 +163,31 @@ impl Metrics {
                 &r,
                 "livepet_csp_violations_total",
                 "Content-Security-Policy violations reported by browsers",
+            ),
+            open_files_limit: int_gauge(
+                &r,
+                "livepet_open_files_limit",
+                "Open-file limit (soft) after raising it to the hard limit at start",
+            ),
+            max_connections: int_gauge(
+                &r,
+                "livepet_max_connections",
+                "HTTP connections served at once (--max-connections); past it an immediate 503",
+            ),
+            connections_open: int_gauge(
+                &r,
+                "livepet_connections_open",
+                "HTTP connections open now, WebSockets included",
+            ),
+            connections_refused_total: counter(
+                &r,
+                "livepet_connections_refused_total",
+                "Connections answered 503 because --max-connections were already open",
+            ),
+            accept_errors_total: counter(
+                &r,
+                "livepet_accept_errors_total",
+                "Failed accepts (usually out of file descriptors); each episode is logged once",
             ),
             last_flush_ok_ms: AtomicI64::new(0),
             origin: std::time::Instant::now(),

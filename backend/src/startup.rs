@@ -3,9 +3,10 @@
 //! life, and serve HTTP. `Application` binds before it loads, so a taken port fails fast, and
 //! reports the real port (tests bind 0).
 
-use crate::actors::persister::{Flush, FlushReport, Persister};
+use crate::actors::persister::{FinalFlush, Flush, FlushReport, Persister};
 use crate::actors::presence::{Presence, Shutdown};
 use crate::actors::treat_refresher::TreatRefresher;
+use crate::api::connections::{self, ConnectionGate};
 use crate::api::headers::SecurityHeaders;
 use crate::config::ServeArgs;
 use crate::db;
@@ -50,6 +51,7 @@ impl Application {
     pub async fn build(cfg: ServeArgs) -> anyhow::Result<Application> {
         let began = Instant::now();
         let url = cfg.db.database_url.clone();
+        let files = connections::raise_open_file_limit();
 
         // First of all: a second server on this database stops here, before it touches it.
         let lock_url = url.clone();
@@ -89,6 +91,10 @@ impl Application {
 
         let threads = cfg.arbiter_count();
         let metrics = Arc::new(Metrics::new());
+        let gate = ConnectionGate::new(connection_budget(&cfg, files), metrics.clone());
+        metrics
+            .open_files_limit
+            .set(i64::try_from(files.soft).unwrap_or(i64::MAX));
         let dirty = Arc::new(DirtyPets::new(threads));
         let persister = {
             let (url, dirty, metrics) = (url.clone(), dirty.clone(), metrics.clone());
@@ -170,6 +176,7 @@ impl Application {
             started: began,
         });
         actix_web::rt::spawn(housekeeping(state.clone()));
+        actix_web::rt::spawn(watch_accept_errors(metrics.clone()));
         let app_state = state.clone();
         let body_timeout = cfg.body_timeout();
         let index_html = static_dir
@@ -184,10 +191,12 @@ impl Application {
             None => None,
         };
         let public_metrics = metrics_server.is_none();
+        let max_connections = gate.max();
         let server = HttpServer::new(move || {
             let static_dir = static_dir.clone();
             let headers = headers.clone();
             App::new()
+                .wrap(from_fn(connections::refuse_over_capacity))
                 .wrap(from_fn(move |req, next| {
                     crate::api::body_deadline::enforce(body_timeout, req, next)
                 }))
@@ -197,6 +206,17 @@ impl Application {
                 .app_data(state.clone())
                 .configure(|c| crate::api::configure(c, static_dir, public_metrics))
         })
+        .on_connect(move |_, ext| gate.on_connect(ext))
+        // Our gate answers past `max_connections`; actix's own per-worker cap would instead
+        // stop accepting and leave the rest waiting in the backlog, so it sits above ours.
+        .max_connections(
+            usize::try_from(max_connections)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1024),
+        )
+        // A reconnect storm arrives faster than one accept loop takes it; the kernel caps
+        // this at net.core.somaxconn.
+        .backlog(4096)
         .disable_signals()
         .shutdown_timeout(cfg.shutdown_timeout_s)
         .listen(listener)
@@ -344,7 +364,7 @@ async fn final_flush(world: Arc<World>) -> anyhow::Result<FlushReport> {
     log::info!("final flush: writing {pending} changed pet(s) while requests finish");
     let report = world
         .persister
-        .send(Flush)
+        .send(FinalFlush)
         .await
         .context("persister is gone")??;
     log::info!(
@@ -412,6 +432,51 @@ fn serve_metrics(bind: &str, state: web::Data<AppState>) -> anyhow::Result<Metri
         handle,
         server,
     })
+}
+
+/// How many connections to serve at once: `--max-connections`, or what the open-file limit
+/// leaves after the reserve. Logged, since it is the number of viewers this server can hold.
+fn connection_budget(cfg: &ServeArgs, files: connections::OpenFiles) -> u64 {
+    let fits = connections::default_max_connections(files.soft);
+    let max = cfg.max_connections.unwrap_or(fits);
+    let raised = match files.raised_from {
+        Some(from) => format!(" (raised from {from})"),
+        None => String::new(),
+    };
+    log::info!(
+        "open-file limit {}{raised}, hard limit {}: up to {max} connections{}",
+        files.soft,
+        files.hard,
+        if cfg.max_connections.is_some() {
+            " (--max-connections)"
+        } else {
+            ""
+        }
+    );
+    if max > fits {
+        log::warn!(
+            "--max-connections {max} is more than the open-file limit {} leaves room for \
+             ({fits}): past that, connections fail for want of descriptors instead of getting \
+             a 503. Raise the hard limit (ulimit -Hn, LimitNOFILE=, docker ulimits)",
+            files.soft
+        );
+    }
+    max
+}
+
+/// Every second: counts failed accepts into /metrics and logs when an episode of them is
+/// over (the logger logs its start, see `logging`).
+async fn watch_accept_errors(metrics: Arc<Metrics>) {
+    let mut every = actix_web::rt::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        let total = crate::logging::ACCEPT_ERRORS.total();
+        let counted = metrics.accept_errors_total.get();
+        if total > counted {
+            metrics.accept_errors_total.inc_by(total - counted);
+        }
+        crate::logging::ACCEPT_ERRORS.end_episode_if_quiet();
+    }
 }
 
 /// Hourly: forget rate-limiter entries of quiet clients and delete expired sessions.

@@ -69,6 +69,11 @@ pub const CLOSE_SESSION_ENDED: u16 = 4001;
 /// How many pets one page of `GET /api/pets` holds at most; `?before={id}` gives the next.
 pub const PETS_PAGE: usize = 500;
 
+/// The page of the active list a new WebSocket session is shown until it asks for another.
+pub const ACTIVE_PAGE_DEFAULT: u32 = 50;
+/// The largest page of the active list a session may ask for.
+pub const ACTIVE_PAGE_MAX: u32 = 100;
+
 /// Body of `POST /api/pets`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewPet {
@@ -142,18 +147,24 @@ pub enum ClientMsg {
     Ping,
     /// Start receiving `stats` about once a second (the dashboard).
     SubscribeStats,
+    /// Show this page of the active list (sorted by name): answered with `active_pets`,
+    /// then `active_pets_changed` whenever the page or the count changes. `limit` is at
+    /// most [`ACTIVE_PAGE_MAX`]; `limit: 0` stops the list altogether. A new session starts
+    /// on `offset: 0, limit:` [`ACTIVE_PAGE_DEFAULT`].
+    ActivePetsPage { offset: u32, limit: u32 },
 }
 
 impl ClientMsg {
     /// Every `type` a client may send, as on the wire. A test checks it against the enum,
     /// so a new frame cannot be forgotten here.
-    pub const TYPES: [&'static str; 6] = [
+    pub const TYPES: [&'static str; 7] = [
         "watch",
         "unwatch",
         "feed",
         "give_treat",
         "ping",
         "subscribe_stats",
+        "active_pets_page",
     ];
 
     /// This frame's `type`.
@@ -165,6 +176,7 @@ impl ClientMsg {
             ClientMsg::GiveTreat { .. } => "give_treat",
             ClientMsg::Ping => "ping",
             ClientMsg::SubscribeStats => "subscribe_stats",
+            ClientMsg::ActivePetsPage { .. } => "active_pets_page",
         }
     }
 }
@@ -192,14 +204,20 @@ pub enum ServerMsg {
     Pet {
         pet: PetView,
     },
-    /// The whole active list, sent once on connect.
+    /// The session's page of the active list (sorted by name, from `offset`), and how many
+    /// pets are active in all: sent on connect and on `active_pets_page`.
     ActivePets {
+        offset: u32,
+        total: u64,
         pets: Vec<ActivePet>,
     },
-    /// Changes to the active list since the last frame.
+    /// Changes to the session's page since the last frame, and the new count. Applied to
+    /// the page as last shown, it gives the page as it is now; both lists may be empty when
+    /// only the count changed.
     ActivePetsChanged {
         joined: Vec<ActivePet>,
         left: Vec<PetId>,
+        total: u64,
     },
     /// The user's treat count.
     Treats {
@@ -299,6 +317,16 @@ mod tests {
         assert_eq!(m, ClientMsg::GiveTreat { pet_id: PetId(2) });
         let m: ClientMsg = serde_json::from_value(json!({"type":"ping"})).unwrap();
         assert_eq!(m, ClientMsg::Ping);
+        let m: ClientMsg =
+            serde_json::from_value(json!({"type":"active_pets_page","offset":100,"limit":50}))
+                .unwrap();
+        assert_eq!(
+            m,
+            ClientMsg::ActivePetsPage {
+                offset: 100,
+                limit: 50
+            }
+        );
         assert!(serde_json::from_value::<ClientMsg>(json!({"type":"fly"})).is_err());
         assert!(serde_json::from_value::<ClientMsg>(json!({"type":"feed"})).is_err());
         assert!(serde_json::from_value::<ClientMsg>(json!({"type":"feed","pet_id":"x"})).is_err());
@@ -316,11 +344,22 @@ mod tests {
                 owner_id: UserId(7),
             }],
             left: vec![PetId(9)],
+            total: 12,
         })
         .unwrap();
         assert_eq!(
             v,
-            json!({"type":"active_pets_changed","joined":[{"id":3,"name":"Rex","species":"dog","owner_id":7}],"left":[9]})
+            json!({"type":"active_pets_changed","joined":[{"id":3,"name":"Rex","species":"dog","owner_id":7}],"left":[9],"total":12})
+        );
+        let v = serde_json::to_value(ServerMsg::ActivePets {
+            offset: 50,
+            total: 51,
+            pets: vec![],
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"active_pets","offset":50,"total":51,"pets":[]})
         );
         let v = serde_json::to_value(ServerMsg::Error {
             code: ErrorCode::NoTreats,
@@ -363,6 +402,10 @@ mod tests {
             ClientMsg::GiveTreat { pet_id: id },
             ClientMsg::Ping,
             ClientMsg::SubscribeStats,
+            ClientMsg::ActivePetsPage {
+                offset: 50,
+                limit: 50,
+            },
         ];
         let mut seen = std::collections::BTreeSet::new();
         for m in &all {
@@ -373,9 +416,10 @@ mod tests {
                 ClientMsg::GiveTreat { .. } => 3,
                 ClientMsg::Ping => 4,
                 ClientMsg::SubscribeStats => 5,
+                ClientMsg::ActivePetsPage { .. } => 6,
             });
         }
-        assert_eq!(seen.len(), 6, "one example per variant");
+        assert_eq!(seen.len(), 7, "one example per variant");
         all
     }
 

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod body_deadline;
+pub mod connections;
 pub mod headers;
 pub mod ops;
 pub mod pets;

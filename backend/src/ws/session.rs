@@ -9,7 +9,7 @@ use super::heartbeat::{Beat, Heartbeat};
 use super::protocol::{self, FrameError};
 use crate::actors::encode;
 use crate::actors::pet::{Feed, Get, PetActor, PetFrame, Unwatch, ViewerId, Watch};
-use crate::actors::presence::{Connect, Disconnect, Join, Leave, Push};
+use crate::actors::presence::{Connect, Disconnect, Join, Leave, PageKey, Push, ShowPage};
 use crate::clock::now_ms;
 use crate::services::accounts::SessionInfo;
 use crate::services::pets::NO_SUCH_PET;
@@ -19,7 +19,9 @@ use actix::prelude::*;
 use actix_web::web;
 use actix_web_actors::ws;
 use governor::{DefaultDirectRateLimiter, Quota};
-use livepet_shared::wire::{ActivePet, ClientMsg, ErrorCode, ServerMsg, CLOSE_SESSION_ENDED};
+use livepet_shared::wire::{
+    ActivePet, ClientMsg, ErrorCode, ServerMsg, ACTIVE_PAGE_MAX, CLOSE_SESSION_ENDED,
+};
 use livepet_shared::{PetId, UserId};
 use std::collections::HashMap;
 use std::future::Future;
@@ -56,6 +58,9 @@ pub struct ViewerSession {
     refused: u32,
     refused_since: Instant,
     stats: Option<SpawnHandle>,
+    /// The page of the active list this session shows; Presence's changes for any other
+    /// page (sent before a move) are dropped.
+    page: Option<PageKey>,
 }
 
 impl ViewerSession {
@@ -76,6 +81,7 @@ impl ViewerSession {
             refused: 0,
             refused_since: Instant::now(),
             stats: None,
+            page: None,
         }
     }
 
@@ -182,7 +188,38 @@ impl ViewerSession {
                 });
             }
             ClientMsg::SubscribeStats => self.subscribe_stats(ctx),
+            ClientMsg::ActivePetsPage { offset, limit } => self.show_page(offset, limit, ctx),
         }
+    }
+
+    /// Moves to another page of the active list (limit 0: no list). `wait`: the page's first
+    /// frame must go out before any change Presence sends for it.
+    fn show_page(&mut self, offset: u32, limit: u32, ctx: &mut Ctx) {
+        if limit > ACTIVE_PAGE_MAX {
+            return self.error(
+                ctx,
+                FrameError::new(
+                    ErrorCode::BadRequest,
+                    format!("limit is at most {ACTIVE_PAGE_MAX} pets a page"),
+                ),
+            );
+        }
+        let page = (limit > 0).then_some(PageKey { offset, limit });
+        self.page = page;
+        let show = ShowPage {
+            viewer: self.id,
+            page,
+        };
+        let presence = self.state.services.presence.clone();
+        ctx.wait(
+            async move { presence.send(show).await.ok().flatten() }
+                .into_actor(self)
+                .map(|frame, _, ctx| {
+                    if let Some(json) = frame {
+                        ctx.text(&*json);
+                    }
+                }),
+        );
     }
 
     fn watch(&mut self, pet_id: PetId, ctx: &mut Ctx) {
@@ -369,17 +406,15 @@ impl Actor for ViewerSession {
         );
         ctx.wait(
             async move {
-                let pets = state
-                    .services
-                    .presence
-                    .send(connect)
-                    .await
-                    .unwrap_or_default();
-                (pets, state.services.treats_of(user).await)
+                let page = state.services.presence.send(connect).await.ok().flatten();
+                (page, state.services.treats_of(user).await)
             }
             .into_actor(self)
-            .map(|(pets, treats), act, ctx| {
-                act.send(ctx, &ServerMsg::ActivePets { pets });
+            .map(|(page, treats), act, ctx| {
+                if let Some(json) = page {
+                    act.page = Some(PageKey::FIRST);
+                    ctx.text(&*json);
+                }
                 match treats {
                     Ok(available) => act.send(ctx, &ServerMsg::Treats { available }),
                     Err(e) => {
@@ -498,6 +533,8 @@ impl Handler<Push> for ViewerSession {
     fn handle(&mut self, msg: Push, ctx: &mut Ctx) {
         match msg {
             Push::Frame(json) => ctx.text(&*json),
+            Push::Page(page, json) if self.page == Some(page) => ctx.text(&*json),
+            Push::Page(..) => {}
             Push::GoingAway => {
                 ctx.close(Some(ws::CloseReason {
                     code: ws::CloseCode::Away,

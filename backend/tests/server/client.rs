@@ -351,7 +351,7 @@ impl Ws {
     pub async fn greeting(&mut self) -> (Vec<PetId>, u32) {
         let pets = self
             .until(|m| match m {
-                ServerMsg::ActivePets { pets } => Some(pets.iter().map(|p| p.id).collect()),
+                ServerMsg::ActivePets { pets, .. } => Some(pets.iter().map(|p| p.id).collect()),
                 _ => None,
             })
             .await;

@@ -259,7 +259,7 @@ async fn watched_pets_per_user_are_capped_sqlite() {
     // The onlooker's active list never held more than two of this user's pets.
     let mut active: Vec<PetId> = Vec::new();
     while !active.contains(&pets[2]) || active.contains(&pets[1]) {
-        if let ServerMsg::ActivePetsChanged { joined, left } = look.recv().await {
+        if let ServerMsg::ActivePetsChanged { joined, left, .. } = look.recv().await {
             active.extend(joined.iter().map(|p| p.id));
             active.retain(|id| !left.contains(id));
             active.sort_unstable();

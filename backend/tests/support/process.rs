@@ -43,8 +43,30 @@ impl ServerProcess {
     /// Like [`start`](Self::start), on `port`: a restart comes back at the address the
     /// clients (a browser) already use.
     pub async fn start_on(port: u16, database_url: &str, extra: &[&str]) -> ServerProcess {
+        ServerProcess::start_with(livepet(), port, database_url, extra).await
+    }
+
+    /// Like [`start`](Self::start), run by `sh` after the shell commands `setup` (e.g.
+    /// `ulimit -Sn 1024`), as a service manager or a shell would start it.
+    #[allow(dead_code)] // only the server tests start it this way
+    pub async fn start_after(setup: &str, database_url: &str, extra: &[&str]) -> ServerProcess {
+        let mut sh = Command::new("sh");
+        sh.args(["-c", &format!("{setup}; exec \"$0\" \"$@\"")])
+            .arg(env!("CARGO_BIN_EXE_livepet"))
+            .env("RUST_LOG", "info")
+            .env_remove("DATABASE_URL");
+        ServerProcess::start_with(sh, 0, database_url, extra).await
+    }
+
+    /// Starts `livepet` (or a shell that execs it) as `serve` on `port`.
+    async fn start_with(
+        mut cmd: Command,
+        port: u16,
+        database_url: &str,
+        extra: &[&str],
+    ) -> ServerProcess {
         let bind = format!("127.0.0.1:{port}");
-        let mut child = livepet()
+        let mut child = cmd
             .args(["serve", "--bind", &bind, "--database-url", database_url])
             .args(extra)
             .stdout(Stdio::null())
@@ -122,6 +144,13 @@ impl ServerProcess {
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// The process id (the shell of [`start_after`](Self::start_after) execs the server, so
+    /// it is the server's too).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends a signal by name (`TERM`, `KILL`).
