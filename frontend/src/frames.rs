@@ -32,6 +32,8 @@ struct Flat {
     #[serde(rename = "type")]
     kind: Kind,
     pet: Option<PetView>,
+    offset: Option<u32>,
+    total: Option<u64>,
     pets: Option<Vec<ActivePet>>,
     joined: Option<Vec<ActivePet>>,
     left: Option<Vec<PetId>>,
@@ -62,11 +64,14 @@ pub fn decode(text: &str) -> Result<ServerMsg, serde_json::Error> {
             pet: need(f.pet, "pet")?,
         },
         Kind::ActivePets => ServerMsg::ActivePets {
+            offset: need(f.offset, "offset")?,
+            total: need(f.total, "total")?,
             pets: need(f.pets, "pets")?,
         },
         Kind::ActivePetsChanged => ServerMsg::ActivePetsChanged {
             joined: need(f.joined, "joined")?,
             left: need(f.left, "left")?,
+            total: need(f.total, "total")?,
         },
         Kind::Treats => ServerMsg::Treats {
             available: need(f.available, "available")?,
@@ -132,11 +137,14 @@ mod tests {
                 },
             },
             ServerMsg::ActivePets {
+                offset: 50,
+                total: 1_234,
                 pets: vec![a.clone()],
             },
             ServerMsg::ActivePetsChanged {
                 joined: vec![a],
                 left: vec![PetId(9)],
+                total: 1_235,
             },
             ServerMsg::Treats { available: 4 },
             ServerMsg::Pong,
@@ -179,6 +187,20 @@ mod tests {
         assert!(decode(r#"{"type":"treats"}"#).is_err());
         assert!(decode(r#"{"type":"treats","available":"x"}"#).is_err());
         assert!(decode("not json").is_err());
+        // A page needs its place and the count; a change needs the new count.
+        assert!(decode(r#"{"type":"active_pets","total":3,"pets":[]}"#).is_err());
+        assert!(decode(r#"{"type":"active_pets","offset":0,"pets":[]}"#).is_err());
+        assert!(decode(r#"{"type":"active_pets","offset":-1,"total":3,"pets":[]}"#).is_err());
+        assert!(decode(r#"{"type":"active_pets_changed","joined":[],"left":[]}"#).is_err());
+        // Both lists empty: only the count changed.
+        assert_eq!(
+            decode(r#"{"type":"active_pets_changed","joined":[],"left":[],"total":7}"#).unwrap(),
+            ServerMsg::ActivePetsChanged {
+                joined: vec![],
+                left: vec![],
+                total: 7
+            }
+        );
         // Fields of other frames are ignored, like serde ignores unknown fields.
         assert_eq!(
             decode(r#"{"type":"pong","extra":1}"#).unwrap(),

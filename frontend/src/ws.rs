@@ -1,11 +1,11 @@
 //! The tab's one WebSocket to `/ws`, and the only code that opens or closes it: the socket
 //! follows the session ([`WsClient::follow_session`]), so pages only read its signals and
-//! send frames. It reconnects with exponential backoff after a drop, re-sends its `watch`
-//! and `subscribe_stats` on every new connection (so a server restart heals the tab by
-//! itself), pings every 15 s, and hands pages what arrives as signals: connection status,
-//! the last pet state, the active list, the treat count, the stats history and errors (as
-//! toasts). A socket the server closes with [`CLOSE_SESSION_ENDED`] is never reopened: the
-//! session is over, and the tab logs out.
+//! send frames. It reconnects with exponential backoff after a drop, re-sends its `watch`,
+//! `subscribe_stats` and `active_pets_page` on every new connection (so a server restart
+//! heals the tab by itself), pings every 15 s, and hands pages what arrives as signals:
+//! connection status, the last pet state, the page of the active list, the treat count, the
+//! stats history and errors (as toasts). A socket the server closes with
+//! [`CLOSE_SESSION_ENDED`] is never reopened: the session is over, and the tab logs out.
 
 use crate::auth::Auth;
 use crate::toasts::Toasts;
@@ -15,7 +15,8 @@ use gloo_net::websocket::{futures::WebSocket, Message, State, WebSocketError};
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 use livepet_shared::wire::{
-    ActivePet, ClientMsg, ErrorCode, PetView, ServerMsg, Stats, CLOSE_SESSION_ENDED,
+    ActivePet, ClientMsg, ErrorCode, PetView, ServerMsg, Stats, ACTIVE_PAGE_DEFAULT,
+    CLOSE_SESSION_ENDED,
 };
 use livepet_shared::{PetId, UserId};
 use std::collections::{BTreeSet, VecDeque};
@@ -30,6 +31,13 @@ const HANDSHAKE_MS: u32 = 10_000;
 /// Reconnect delays: the first retry after this, doubling up to the cap.
 const BACKOFF_FIRST_MS: u32 = 250;
 const BACKOFF_MAX_MS: u32 = 8_000;
+/// The WebSocket close code "going away": the server is shutting down (a restart or a
+/// deploy), and every tab it served heard the same close at the same moment.
+const CLOSE_GOING_AWAY: u16 = 1001;
+/// After a "going away" close, the first attempt comes at a random moment in this window.
+const RESTART_SPREAD_MS: u32 = 3_000;
+/// How many pets a page of the active list shows.
+pub const ACTIVE_PAGE: u32 = ACTIVE_PAGE_DEFAULT;
 /// After this many failed attempts in a row, ask `/api/me` whether the session still exists
 /// (a refused upgrade gives the browser no status code to read).
 const CHECK_SESSION_AFTER: u32 = 3;
@@ -60,14 +68,52 @@ impl ConnStatus {
     }
 }
 
-/// Delay before reconnect attempt number `failures` (1, 2, …): exponential, capped, with up
-/// to 25 % jitter (`jitter` in 0..1) so a restarted server is not hit by every tab at once.
-pub fn backoff_ms(failures: u32, jitter: f64) -> u32 {
+/// Delay before reconnect attempt number `failures` (1, 2, …): exponential and capped, drawn
+/// uniformly from half to one and a half times that base (`random` in 0..1). That wide on
+/// purpose: tabs that lost the server at the same moment retry in step unless their delays
+/// differ by about as much as the delay itself. With up to 25 % on top of the base (what
+/// this once was), every tab's first retry came within the same ~60 ms.
+pub fn backoff_ms(failures: u32, random: f64) -> u32 {
     let exp = failures.saturating_sub(1).min(16);
     let base = BACKOFF_FIRST_MS
         .saturating_mul(1 << exp)
         .min(BACKOFF_MAX_MS);
-    base + (f64::from(base) * 0.25 * jitter.clamp(0.0, 1.0)) as u32
+    base / 2 + (f64::from(base) * random.clamp(0.0, 1.0)) as u32
+}
+
+/// Delay before the next attempt, after `failures` failures in a row; `going_away` when the
+/// last connection ended with a "going away" close. Such a close reaches every tab of the
+/// server in the same instant, and the server is probably back within seconds: the first
+/// attempt is spread over [`RESTART_SPREAD_MS`] so the new process is not greeted by every
+/// tab at once, and the attempts after it (which fail with an ordinary drop) back off as usual.
+pub fn reconnect_delay_ms(failures: u32, going_away: bool, random: f64) -> u32 {
+    if going_away {
+        (f64::from(RESTART_SPREAD_MS) * random.clamp(0.0, 1.0)) as u32
+    } else {
+        backoff_ms(failures, random)
+    }
+}
+
+/// The offset of the page before the one at `offset`, or `None` on the first page.
+pub fn prev_page(offset: u32) -> Option<u32> {
+    (offset > 0).then(|| offset.saturating_sub(ACTIVE_PAGE))
+}
+
+/// The offset of the page after the one at `offset`, or `None` when no pet is beyond it.
+pub fn next_page(offset: u32, total: u64) -> Option<u32> {
+    let next = offset.checked_add(ACTIVE_PAGE)?;
+    (u64::from(next) < total).then_some(next)
+}
+
+/// Where to go when the page at `offset` is past the end of a list of `total` pets (pets left
+/// while it was shown, so it is empty): the last page; `None` while the page is in the list.
+pub fn page_past_the_end(offset: u32, total: u64) -> Option<u32> {
+    if offset == 0 || u64::from(offset) < total {
+        return None;
+    }
+    let last = total.saturating_sub(1) / u64::from(ACTIVE_PAGE) * u64::from(ACTIVE_PAGE);
+    // `last` is below `offset`, a u32.
+    Some(last as u32)
 }
 
 /// Applies an `active_pets_changed` frame. Idempotent: a joined pet that is already listed is
@@ -82,6 +128,17 @@ pub fn apply_active_changes(list: &mut Vec<ActivePet>, joined: Vec<ActivePet>, l
     }
 }
 
+/// The session's page of the active list, as the server last showed it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivePage {
+    /// Where the page starts in the whole list (sorted by name).
+    pub offset: u32,
+    /// How many pets are active in all, on every page, the user's own included.
+    pub total: u64,
+    /// The page's pets, in no particular order (the user's own included: pages filter them).
+    pub pets: Vec<ActivePet>,
+}
+
 /// The socket's handle and signals, shared through context. `Copy`: every field is an arena
 /// handle.
 #[derive(Debug, Clone, Copy)]
@@ -89,8 +146,8 @@ pub struct WsClient {
     pub status: RwSignal<ConnStatus>,
     /// The latest `pet` frame (pages check its id).
     pub last_pet: RwSignal<Option<PetView>>,
-    /// Pets on someone's screen right now (including the user's own: pages filter them).
-    pub active: RwSignal<Vec<ActivePet>>,
+    /// This tab's page of the pets on someone's screen right now, and how many they are.
+    pub active: RwSignal<ActivePage>,
     /// The user's treats, once the server has said.
     pub treats: RwSignal<Option<u32>>,
     /// The last [`STATS_HISTORY`] `stats` frames, oldest first.
@@ -113,6 +170,9 @@ pub struct WsClient {
     /// Pets this tab watches; sent again on every new connection.
     watching: StoredValue<BTreeSet<PetId>>,
     wants_stats: StoredValue<bool>,
+    /// The offset of the active list's page this tab last asked for; sent again on every
+    /// new connection unless 0, where a new session starts by itself.
+    wants_page: StoredValue<u32>,
     outbox: StoredValue<Option<mpsc::UnboundedSender<ClientMsg>>>,
     stop: StoredValue<Option<oneshot::Sender<()>>>,
     toasts: Toasts,
@@ -123,7 +183,7 @@ impl WsClient {
         WsClient {
             status: RwSignal::new(ConnStatus::Offline),
             last_pet: RwSignal::new(None),
-            active: RwSignal::new(Vec::new()),
+            active: RwSignal::new(ActivePage::default()),
             treats: RwSignal::new(None),
             stats: RwSignal::new(VecDeque::new()),
             session_ended: RwSignal::new(false),
@@ -132,6 +192,7 @@ impl WsClient {
             treat_for: StoredValue::new(None),
             watching: StoredValue::new(BTreeSet::new()),
             wants_stats: StoredValue::new(false),
+            wants_page: StoredValue::new(0),
             outbox: StoredValue::new(None),
             stop: StoredValue::new(None),
             toasts,
@@ -217,16 +278,18 @@ impl WsClient {
         self.stop_socket();
         self.watching.try_update_value(BTreeSet::clear);
         self.wants_stats.try_set_value(false);
+        self.wants_page.try_set_value(0);
         self.treat_for.try_set_value(None);
         self.status.try_set(ConnStatus::Offline);
         self.last_pet.try_set(None);
-        self.active.try_set(Vec::new());
+        self.active.try_set(ActivePage::default());
         self.treats.try_set(None);
         self.stats.try_set(VecDeque::new());
     }
 
     /// Queues a frame. Frames queued while disconnected are dropped on reconnect: what must
-    /// survive (watches, the stats subscription) is re-sent from state instead.
+    /// survive (watches, the stats subscription, the page of the active list) is re-sent
+    /// from state instead.
     pub fn send(&self, msg: ClientMsg) {
         self.outbox.with_value(|tx| {
             if let Some(tx) = tx {
@@ -263,9 +326,12 @@ impl WsClient {
 
     /// Gives a treat; the server's new treat count confirms it with a message naming the pet.
     pub fn give_treat(&self, pet_id: PetId) {
-        let name = self
-            .active
-            .with_untracked(|list| list.iter().find(|p| p.id == pet_id).map(|p| p.name.clone()));
+        let name = self.active.with_untracked(|page| {
+            page.pets
+                .iter()
+                .find(|p| p.id == pet_id)
+                .map(|p| p.name.clone())
+        });
         self.treat_for.set_value(name);
         self.send(ClientMsg::GiveTreat { pet_id });
     }
@@ -275,6 +341,28 @@ impl WsClient {
         if !self.wants_stats.get_value() {
             self.wants_stats.set_value(true);
             self.send(ClientMsg::SubscribeStats);
+        }
+    }
+
+    /// Shows the page of the active list that starts at `offset` ([`ACTIVE_PAGE`] pets);
+    /// kept across reconnects. The server answers with the page.
+    pub fn show_active_page(&self, offset: u32) {
+        self.wants_page.set_value(offset);
+        self.send(ClientMsg::ActivePetsPage {
+            offset,
+            limit: ACTIVE_PAGE,
+        });
+    }
+
+    /// Pets left while the last page was shown, and none is on it any more: shows the last
+    /// page that has some, rather than an empty page saying nobody is around. Asked once:
+    /// frames for the old page may still come before the answer.
+    fn step_back_if_past_the_end(&self) {
+        let (offset, total) = self.active.with_untracked(|p| (p.offset, p.total));
+        if let Some(offset) = page_past_the_end(offset, total) {
+            if self.wants_page.get_value() != offset {
+                self.show_active_page(offset);
+            }
         }
     }
 
@@ -288,6 +376,13 @@ impl WsClient {
             .collect();
         if self.wants_stats.get_value() {
             frames.push(ClientMsg::SubscribeStats);
+        }
+        let offset = self.wants_page.get_value();
+        if offset != 0 {
+            frames.push(ClientMsg::ActivePetsPage {
+                offset,
+                limit: ACTIVE_PAGE,
+            });
         }
         frames
     }
@@ -304,10 +399,29 @@ impl WsClient {
                 }
                 self.last_pet.set(Some(pet));
             }
-            ServerMsg::ActivePets { pets } => self.active.set(pets),
-            ServerMsg::ActivePetsChanged { joined, left } => self
-                .active
-                .update(|list| apply_active_changes(list, joined, &left)),
+            ServerMsg::ActivePets {
+                offset,
+                total,
+                pets,
+            } => {
+                self.active.set(ActivePage {
+                    offset,
+                    total,
+                    pets,
+                });
+                self.step_back_if_past_the_end();
+            }
+            ServerMsg::ActivePetsChanged {
+                joined,
+                left,
+                total,
+            } => {
+                self.active.update(|page| {
+                    apply_active_changes(&mut page.pets, joined, &left);
+                    page.total = total;
+                });
+                self.step_back_if_past_the_end();
+            }
             ServerMsg::Treats { available } => {
                 if let Some(name) = self.treat_for.try_update_value(Option::take).flatten() {
                     self.toasts.info(format!("{name} got your treat!"));
@@ -360,6 +474,8 @@ enum End {
     Stopped,
     /// The network or the server ended it; try again.
     Dropped,
+    /// The server closed it with "going away": it is shutting down, probably to restart.
+    GoingAway,
     /// The server closed it because the session ended: never try again.
     SessionEnded,
 }
@@ -388,10 +504,11 @@ async fn run(
             }
             Err(end) => end,
         };
+        let going_away = matches!(end, End::GoingAway);
         match end {
             End::Stopped => return,
             End::SessionEnded => return client.session_over(generation),
-            End::Dropped => {
+            End::Dropped | End::GoingAway => {
                 failures += 1;
                 if failures >= CHECK_SESSION_AFTER {
                     if let Ok(None) = crate::api::me().await {
@@ -405,7 +522,7 @@ async fn run(
         {
             return; // replaced, or the app is gone
         }
-        let delay = backoff_ms(failures, js_sys::Math::random());
+        let delay = reconnect_delay_ms(failures, going_away, js_sys::Math::random());
         futures::select_biased! {
             _ = stop => return,
             _ = TimeoutFuture::new(delay).fuse() => {}
@@ -467,6 +584,9 @@ async fn pump(
                 Some(Err(WebSocketError::ConnectionClose(e))) if e.code == CLOSE_SESSION_ENDED => {
                     return End::SessionEnded;
                 }
+                Some(Err(WebSocketError::ConnectionClose(e))) if e.code == CLOSE_GOING_AWAY => {
+                    return End::GoingAway;
+                }
                 Some(Err(_)) | None => return End::Dropped,
             },
             outgoing = outbox.next() => match outgoing {
@@ -513,14 +633,175 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_up_to_the_cap_with_bounded_jitter() {
-        assert_eq!(backoff_ms(1, 0.0), 250);
-        assert_eq!(backoff_ms(2, 0.0), 500);
-        assert_eq!(backoff_ms(3, 0.0), 1_000);
-        assert_eq!(backoff_ms(10, 0.0), 8_000);
-        assert_eq!(backoff_ms(u32::MAX, 0.0), 8_000);
-        assert_eq!(backoff_ms(1, 1.0), 312);
-        assert_eq!(backoff_ms(10, 1.0), 10_000);
+    fn backoff_doubles_up_to_the_cap_spread_over_half_to_one_and_a_half() {
+        // The middle of the spread is the base: 250 ms, doubling, capped at 8 s.
+        assert_eq!(backoff_ms(1, 0.5), 250);
+        assert_eq!(backoff_ms(2, 0.5), 500);
+        assert_eq!(backoff_ms(3, 0.5), 1_000);
+        assert_eq!(backoff_ms(10, 0.5), 8_000);
+        assert_eq!(backoff_ms(u32::MAX, 0.5), 8_000);
+        // The ends: half the base and one and a half times it.
+        assert_eq!(backoff_ms(1, 0.0), 125);
+        assert_eq!(backoff_ms(1, 1.0), 375);
+        assert_eq!(backoff_ms(10, 0.0), 4_000);
+        assert_eq!(backoff_ms(10, 1.0), 12_000);
+        // Whatever the random source says, the delay stays in that window.
+        assert_eq!(backoff_ms(10, -3.0), 4_000);
+        assert_eq!(backoff_ms(10, f64::NAN), 4_000);
+    }
+
+    #[test]
+    fn tabs_that_lost_the_server_together_come_back_spread_out() {
+        // 1,000 tabs, evenly spread random numbers: the first retries of an ordinary drop
+        // cover 125..375 ms, a whole base wide, not a few tens of milliseconds.
+        let delays: Vec<u32> = (0..1_000)
+            .map(|i| reconnect_delay_ms(1, false, f64::from(i) / 1_000.0))
+            .collect();
+        assert_eq!(delays.iter().min(), Some(&125));
+        assert!(delays.iter().max().is_some_and(|&d| d >= 374));
+        // A "going away" close (the server restarting): the first attempt anywhere in 0..3 s,
+        // so about a third of the tabs fall in each second.
+        let delays: Vec<u32> = (0..1_000)
+            .map(|i| reconnect_delay_ms(1, true, f64::from(i) / 1_000.0))
+            .collect();
+        assert_eq!(delays.iter().min(), Some(&0));
+        assert!(delays
+            .iter()
+            .max()
+            .is_some_and(|&d| (2_990..3_000).contains(&d)));
+        let first_second = delays.iter().filter(|&&d| d < 1_000).count();
+        assert_eq!(first_second, 334);
+        assert_eq!(reconnect_delay_ms(1, true, 1.0), 3_000);
+        // The attempts after it back off as after any drop.
+        assert_eq!(reconnect_delay_ms(2, false, 0.5), 500);
+    }
+
+    #[test]
+    fn pages_step_by_fifty_and_stop_at_the_ends() {
+        assert_eq!(ACTIVE_PAGE, 50);
+        assert_eq!(prev_page(0), None);
+        assert_eq!(prev_page(50), Some(0));
+        assert_eq!(prev_page(100), Some(50));
+        // An offset off the grid (another tab's old page) still steps back to 0, not below.
+        assert_eq!(prev_page(30), Some(0));
+        assert_eq!(next_page(0, 0), None);
+        assert_eq!(next_page(0, 50), None);
+        assert_eq!(next_page(0, 51), Some(50));
+        assert_eq!(next_page(50, 1_234), Some(100));
+        assert_eq!(next_page(1_200, 1_234), None);
+        assert_eq!(next_page(u32::MAX - 10, u64::MAX), None);
+    }
+
+    #[test]
+    fn a_page_past_the_end_goes_to_the_last_page() {
+        assert_eq!(
+            page_past_the_end(0, 0),
+            None,
+            "the first page is always there"
+        );
+        assert_eq!(page_past_the_end(50, 51), None);
+        assert_eq!(page_past_the_end(50, 50), Some(0));
+        assert_eq!(page_past_the_end(150, 120), Some(100));
+        assert_eq!(page_past_the_end(150, 100), Some(50));
+        assert_eq!(page_past_the_end(150, 0), Some(0));
+    }
+
+    /// A client whose frames land in the returned receiver instead of a socket.
+    fn client_with_outbox() -> (WsClient, mpsc::UnboundedReceiver<ClientMsg>) {
+        let client = WsClient::new(Toasts::new());
+        let (tx, rx) = mpsc::unbounded();
+        client.outbox.set_value(Some(tx));
+        (client, rx)
+    }
+
+    fn sent(rx: &mut mpsc::UnboundedReceiver<ClientMsg>) -> Vec<ClientMsg> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    #[test]
+    fn the_page_and_the_count_follow_the_frames() {
+        let (client, _rx) = client_with_outbox();
+        client.handle(ServerMsg::ActivePets {
+            offset: 0,
+            total: 1_234,
+            pets: vec![pet(1, "Ada"), pet(2, "Bo")],
+        });
+        let page = client.active.get_untracked();
+        assert_eq!((page.offset, page.total), (0, 1_234));
+        assert_eq!(page.pets, vec![pet(1, "Ada"), pet(2, "Bo")]);
+        client.handle(ServerMsg::ActivePetsChanged {
+            joined: vec![pet(3, "Cy")],
+            left: vec![PetId(1)],
+            total: 1_300,
+        });
+        let page = client.active.get_untracked();
+        assert_eq!((page.offset, page.total), (0, 1_300));
+        assert_eq!(page.pets, vec![pet(2, "Bo"), pet(3, "Cy")]);
+        // Only the count changed.
+        client.handle(ServerMsg::ActivePetsChanged {
+            joined: vec![],
+            left: vec![],
+            total: 1_299,
+        });
+        assert_eq!(client.active.get_untracked().total, 1_299);
+        assert_eq!(client.active.get_untracked().pets.len(), 2);
+    }
+
+    #[test]
+    fn another_page_is_asked_for_and_asked_again_after_a_reconnect() {
+        let (client, mut rx) = client_with_outbox();
+        // The first page is where a new session starts: nothing to re-send.
+        assert_eq!(client.resume_frames(), vec![]);
+        client.show_active_page(50);
+        let page = |offset| ClientMsg::ActivePetsPage { offset, limit: 50 };
+        assert_eq!(sent(&mut rx), vec![page(50)]);
+        client.watch(PetId(7));
+        let _ = sent(&mut rx);
+        assert_eq!(
+            client.resume_frames(),
+            vec![ClientMsg::Watch { pet_id: PetId(7) }, page(50)]
+        );
+        // Back on the first page: a new connection shows it anyway.
+        client.show_active_page(0);
+        assert_eq!(sent(&mut rx), vec![page(0)]);
+        assert_eq!(
+            client.resume_frames(),
+            vec![ClientMsg::Watch { pet_id: PetId(7) }]
+        );
+    }
+
+    #[test]
+    fn an_emptied_last_page_steps_back_once() {
+        let (client, mut rx) = client_with_outbox();
+        client.show_active_page(100);
+        let _ = sent(&mut rx);
+        client.handle(ServerMsg::ActivePets {
+            offset: 100,
+            total: 101,
+            pets: vec![pet(1, "Zed")],
+        });
+        assert_eq!(sent(&mut rx), vec![]);
+        // The last pet of the page leaves: the page is past the end, show the last one.
+        let gone = ServerMsg::ActivePetsChanged {
+            joined: vec![],
+            left: vec![PetId(1)],
+            total: 100,
+        };
+        client.handle(gone.clone());
+        assert_eq!(
+            sent(&mut rx),
+            vec![ClientMsg::ActivePetsPage {
+                offset: 50,
+                limit: 50
+            }]
+        );
+        // Another frame for the old page before the answer asks nothing more.
+        client.handle(ServerMsg::ActivePetsChanged {
+            joined: vec![],
+            left: vec![],
+            total: 99,
+        });
+        assert_eq!(sent(&mut rx), vec![]);
     }
 
     #[test]

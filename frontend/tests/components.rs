@@ -21,6 +21,7 @@ use livepet_web::load::load;
 use livepet_web::pages::credentials::{CredentialsPage, Switch};
 use livepet_web::pages::settings::{DELETE_FIELDS, EMAIL_FIELDS, PASSWORD_FIELDS};
 use livepet_web::toasts::Toasts;
+use livepet_web::ws::{ActivePage, WsClient};
 use std::collections::BTreeMap;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
@@ -63,6 +64,11 @@ fn click(root: &HtmlElement, selector: &str) {
 
 fn is_disabled(root: &HtmlElement, selector: &str) -> bool {
     get(root, selector).has_attribute("disabled")
+}
+
+/// Whether an element is there but not shown (the `hidden` attribute).
+fn is_hidden(root: &HtmlElement, selector: &str) -> bool {
+    get(root, selector).has_attribute("hidden")
 }
 
 /// Types into an input the way the browser reports it: set the value, fire `input`.
@@ -112,6 +118,24 @@ fn active(id: i64, name: &str) -> ActivePet {
         species: Species::Fox,
         owner_id: UserId(2),
     }
+}
+
+/// The user the active-list tests are logged in as; `active` pets are someone else's.
+const ME: Option<UserId> = Some(UserId(1));
+
+fn page(offset: u32, total: u64, pets: Vec<ActivePet>) -> ActivePage {
+    ActivePage {
+        offset,
+        total,
+        pets,
+    }
+}
+
+/// `n` pets of other people, named so that they sort in id order, from id `first`.
+fn others_pets(first: i64, n: i64) -> Vec<ActivePet> {
+    (first..first + n)
+        .map(|id| active(id, &format!("Pet {id:05}")))
+        .collect()
 }
 
 // ---------- loading ----------
@@ -205,40 +229,49 @@ fn active_pets_empty_says_nobody_is_around() {
     let root = mount(|| {
         view! {
             <ActivePetsList
-                pets=Signal::derive(Vec::new)
+                page=Signal::derive(ActivePage::default)
+                me=Signal::derive(|| ME)
                 treats=Signal::derive(|| 5)
                 enabled=Signal::derive(|| true)
                 on_treat=Callback::new(|_| {})
+                on_page=Callback::new(|_| {})
             />
         }
     });
     assert_eq!(
         text(&root, "[data-testid=nobody-around]"),
-        "No one is looking at a pet right now"
+        "No one else's pet is on this page right now"
     );
-    assert_eq!(text(&root, "[data-testid=active-count]"), "0");
-    assert_eq!(count(&root, "button"), 0);
+    assert_eq!(text(&root, "[data-testid=active-count]"), "0 pets active");
+    assert_eq!(count(&root, ".button.treat"), 0);
+    assert!(
+        is_hidden(&root, "[data-testid=active-pager]"),
+        "no pager for one page"
+    );
+    assert!(is_hidden(&root, "[data-testid=own-not-listed]"));
 }
 
 #[wasm_bindgen_test]
 async fn active_pets_filled_give_treats_and_update_live() {
-    let pets = RwSignal::new(vec![active(3, "Rex"), active(4, "Nala")]);
+    let pets = RwSignal::new(page(0, 2, vec![active(3, "Rex"), active(4, "Nala")]));
     let names = |root: &HtmlElement| texts(root, ".active-pet-name");
     let treats = RwSignal::new(5u32);
     let given = RwSignal::new(Vec::<PetId>::new());
     let root = mount(move || {
         view! {
             <ActivePetsList
-                pets
+                page=pets
+                me=Signal::derive(|| ME)
                 treats
                 enabled=Signal::derive(|| true)
                 on_treat=Callback::new(move |id| given.update(|g| g.push(id)))
+                on_page=Callback::new(|_| {})
             />
         }
     });
     assert!(find(&root, "[data-testid=nobody-around]").is_none());
     assert_eq!(count(&root, "li"), 2);
-    assert_eq!(text(&root, "[data-testid=active-count]"), "2");
+    assert_eq!(text(&root, "[data-testid=active-count]"), "2 pets active");
     assert_eq!(names(&root), ["Nala", "Rex"], "sorted by name");
     assert_eq!(
         text(&root, "[data-testid=give-treat-3]"),
@@ -272,19 +305,29 @@ async fn active_pets_filled_give_treats_and_update_live() {
         "Give treat (4 left)"
     );
 
-    // A pet leaves, others join, and take their places in name order, whatever their case.
-    pets.set(vec![
-        active(4, "Nala"),
-        active(5, "Pip"),
-        active(6, "amber"),
-        active(7, "zed"),
-        active(8, "Bo"),
-    ]);
+    // A pet leaves, others join, and take their places in the server's order: lower-case
+    // name, code point by code point (so "Émile" after "zed"), then id.
+    pets.set(page(
+        0,
+        7,
+        vec![
+            active(4, "Nala"),
+            active(5, "Pip"),
+            active(9, "Émile"),
+            active(6, "amber"),
+            active(7, "zed"),
+            active(10, "bo"),
+            active(8, "Bo"),
+        ],
+    ));
     leptos::task::tick().await;
     assert!(find(&root, "[data-testid=give-treat-3]").is_none());
     assert!(find(&root, "[data-testid=give-treat-5]").is_some());
-    assert_eq!(text(&root, "[data-testid=active-count]"), "5");
-    assert_eq!(names(&root), ["amber", "Bo", "Nala", "Pip", "zed"]);
+    assert_eq!(text(&root, "[data-testid=active-count]"), "7 pets active");
+    assert_eq!(
+        names(&root),
+        ["amber", "Bo", "bo", "Nala", "Pip", "zed", "Émile"]
+    );
 
     // Out of treats: the buttons are disabled and clicks do nothing.
     treats.set(0);
@@ -298,13 +341,194 @@ async fn active_pets_filled_give_treats_and_update_live() {
     assert_eq!(given.get_untracked(), vec![PetId(4)]);
 
     // Everyone leaves.
-    pets.set(Vec::new());
+    pets.set(page(0, 0, Vec::new()));
     leptos::task::tick().await;
     assert_eq!(
         text(&root, "[data-testid=nobody-around]"),
-        "No one is looking at a pet right now"
+        "No one else's pet is on this page right now"
     );
-    assert_eq!(text(&root, "[data-testid=active-count]"), "0");
+    assert_eq!(text(&root, "[data-testid=active-count]"), "0 pets active");
+}
+
+#[wasm_bindgen_test]
+async fn active_pets_count_is_the_servers_total_and_own_pets_are_counted_not_listed() {
+    // The user's own pet is on the page: counted, as the server counts it, but not listed.
+    let mut pets = others_pets(100, 2);
+    pets.push(ActivePet {
+        owner_id: UserId(1),
+        ..active(7, "Mine")
+    });
+    let shown = RwSignal::new(page(0, 3, pets));
+    let root = mount(move || {
+        view! {
+            <ActivePetsList
+                page=shown
+                me=Signal::derive(|| ME)
+                treats=Signal::derive(|| 5)
+                enabled=Signal::derive(|| true)
+                on_treat=Callback::new(|_| {})
+                on_page=Callback::new(|_| {})
+            />
+        }
+    });
+    assert_eq!(text(&root, "[data-testid=active-count]"), "3 pets active");
+    assert_eq!(count(&root, "li"), 2);
+    assert!(find(&root, "[data-testid=give-treat-7]").is_none());
+    assert_eq!(
+        text(&root, "[data-testid=own-not-listed]"),
+        "Your own pets are counted, but not listed here."
+    );
+    assert!(!is_hidden(&root, "[data-testid=own-not-listed]"));
+    assert!(is_hidden(&root, "[data-testid=active-pager]"), "one page");
+
+    // The total is the server's, not the length of the page.
+    shown.update(|p| p.total = 1_234_567);
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&root, "[data-testid=active-count]"),
+        "1,234,567 pets active"
+    );
+    assert_eq!(count(&root, "li"), 2);
+
+    // Only the user's own pet: nobody else on screen.
+    shown.set(page(
+        0,
+        1,
+        vec![ActivePet {
+            owner_id: UserId(1),
+            ..active(7, "Mine")
+        }],
+    ));
+    leptos::task::tick().await;
+    assert_eq!(text(&root, "[data-testid=active-count]"), "1 pet active");
+    assert_eq!(
+        text(&root, "[data-testid=nobody-around]"),
+        "No one else's pet is on this page right now"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn active_pets_pager_asks_for_the_neighbouring_pages_and_stops_at_the_ends() {
+    let shown = RwSignal::new(page(0, 1_234, others_pets(1, 50)));
+    let enabled = RwSignal::new(true);
+    let asked = RwSignal::new(Vec::<u32>::new());
+    let root = mount(move || {
+        view! {
+            <ActivePetsList
+                page=shown
+                me=Signal::derive(|| ME)
+                treats=Signal::derive(|| 5)
+                enabled
+                on_treat=Callback::new(|_| {})
+                on_page=Callback::new(move |offset| asked.update(|a| a.push(offset)))
+            />
+        }
+    });
+    let (prev, next) = ("[data-testid=page-prev]", "[data-testid=page-next]");
+    let position = "[data-testid=page-position]";
+    assert_eq!(text(&root, position), "1–50 of 1,234");
+    assert!(!is_hidden(&root, "[data-testid=active-pager]"));
+    assert_eq!(
+        text(&root, "[data-testid=active-count]"),
+        "1,234 pets active"
+    );
+    assert_eq!(count(&root, "li"), 50);
+    assert!(is_disabled(&root, prev), "the first page has no previous");
+    assert!(!is_disabled(&root, next));
+    click(&root, prev);
+    click(&root, next);
+    assert_eq!(asked.get_untracked(), [50], "next asks for the next 50");
+
+    // The server answers with that page.
+    shown.set(page(50, 1_234, others_pets(51, 50)));
+    leptos::task::tick().await;
+    assert_eq!(text(&root, position), "51–100 of 1,234");
+    assert_eq!(texts(&root, ".active-pet-name")[0], "Pet 00051");
+    assert!(!is_disabled(&root, prev));
+    assert!(!is_disabled(&root, next));
+    click(&root, prev);
+    assert_eq!(asked.get_untracked(), [50, 0]);
+
+    // The last page: next is disabled and asks nothing.
+    shown.set(page(1_200, 1_234, others_pets(1_201, 34)));
+    leptos::task::tick().await;
+    assert_eq!(text(&root, position), "1,201–1,234 of 1,234");
+    assert!(!is_disabled(&root, prev));
+    assert!(is_disabled(&root, next), "the last page has no next");
+    click(&root, next);
+    click(&root, prev);
+    assert_eq!(asked.get_untracked(), [50, 0, 1_150]);
+
+    // A pet joins: the page now has a next one.
+    shown.update(|p| p.total = 1_251);
+    leptos::task::tick().await;
+    assert!(!is_disabled(&root, next));
+
+    // The connection is down: the pager waits like the treat buttons.
+    enabled.set(false);
+    leptos::task::tick().await;
+    assert!(is_disabled(&root, prev));
+    assert!(is_disabled(&root, next));
+}
+
+#[wasm_bindgen_test]
+async fn active_pets_follow_the_sockets_frames() {
+    let toasts = Toasts::new();
+    let ws = WsClient::new(toasts);
+    let root = mount(move || {
+        view! {
+            <ActivePetsList
+                page=ws.active
+                me=Signal::derive(|| ME)
+                treats=Signal::derive(|| 5)
+                enabled=Signal::derive(|| true)
+                on_treat=Callback::new(move |id| ws.give_treat(id))
+                on_page=Callback::new(move |offset| ws.show_active_page(offset))
+            />
+        }
+    });
+    let frame = |json: &str| ws.handle(livepet_web::frames::decode(json).unwrap());
+    frame(
+        r#"{"type":"active_pets","offset":0,"total":51,"pets":[
+            {"id":3,"name":"Rex","species":"dog","owner_id":2},
+            {"id":4,"name":"Ada","species":"owl","owner_id":2}]}"#,
+    );
+    leptos::task::tick().await;
+    assert_eq!(text(&root, "[data-testid=active-count]"), "51 pets active");
+    assert_eq!(texts(&root, ".active-pet-name"), ["Ada", "Rex"]);
+    assert_eq!(text(&root, "[data-testid=page-position]"), "1–2 of 51");
+
+    // A change to the page and the count.
+    frame(
+        r#"{"type":"active_pets_changed","joined":[{"id":5,"name":"bo","species":"cat","owner_id":9}],"left":[3],"total":60}"#,
+    );
+    leptos::task::tick().await;
+    assert_eq!(text(&root, "[data-testid=active-count]"), "60 pets active");
+    assert_eq!(texts(&root, ".active-pet-name"), ["Ada", "bo"]);
+
+    // Only the count.
+    frame(r#"{"type":"active_pets_changed","joined":[],"left":[],"total":49}"#);
+    leptos::task::tick().await;
+    assert_eq!(text(&root, "[data-testid=active-count]"), "49 pets active");
+    assert!(is_hidden(&root, "[data-testid=active-pager]"));
+
+    // A pet of the user's own joins the page: counted, not listed, and a treat for another
+    // pet still finds its name.
+    frame(
+        r#"{"type":"active_pets_changed","joined":[{"id":6,"name":"Mine","species":"fox","owner_id":1}],"left":[],"total":50}"#,
+    );
+    leptos::task::tick().await;
+    assert_eq!(texts(&root, ".active-pet-name"), ["Ada", "bo"]);
+    assert!(!is_hidden(&root, "[data-testid=own-not-listed]"));
+    click(&root, "[data-testid=give-treat-5]");
+    frame(r#"{"type":"treats","available":4}"#);
+    let said: Vec<String> = toasts
+        .items
+        .get_untracked()
+        .into_iter()
+        .map(|t| t.text)
+        .collect();
+    assert_eq!(said, ["bo got your treat!"]);
 }
 
 // ---------- forms ----------

@@ -1,8 +1,9 @@
 //! `/pets/:id`: one of the user's pets, live. Its state comes from `GET /api/pets/{id}`
-//! and then from every `pet` frame of the socket; below it, the other users' pets on screen
-//! now (told apart by their `owner_id`). A dead pet's page shows its final state and
-//! nothing live. Whether the pet is the user's is the server's answer to that request (404
-//! for a pet that is someone else's or missing alike), never a guess from the pet list.
+//! and then from every `pet` frame of the socket; below it, a page of the other users' pets
+//! on screen now (told apart by their `owner_id`), how many there are, and previous/next. A
+//! dead pet's page shows its final state and nothing live. Whether the pet is the user's is
+//! the server's answer to that request (404 for a pet that is someone else's or missing
+//! alike), never a guess from the pet list.
 
 use crate::api;
 use crate::auth::Auth;
@@ -13,8 +14,8 @@ use crate::pages::not_found::missing;
 use crate::toasts::Toasts;
 use crate::ws::{ConnStatus, WsClient};
 use leptos::prelude::*;
-use livepet_shared::wire::{ActivePet, PetView};
-use livepet_shared::{PetId, UserId};
+use livepet_shared::wire::PetView;
+use livepet_shared::PetId;
 
 /// The newer of the fetched state and the socket's last frame for this pet.
 fn newest(fetched: Option<PetView>, live: Option<PetView>) -> Option<PetView> {
@@ -22,19 +23,6 @@ fn newest(fetched: Option<PetView>, live: Option<PetView>) -> Option<PetView> {
         (Some(f), Some(l)) => Some(if l.at >= f.at { l } else { f }),
         (f, l) => f.or(l),
     }
-}
-
-/// The active pets a user may treat: everyone else's (the server refuses treats for one's
-/// own). No user (the session just ended) leaves nothing to treat.
-fn others(active: &[ActivePet], me: Option<UserId>) -> Vec<ActivePet> {
-    let Some(me) = me else {
-        return Vec::new();
-    };
-    active
-        .iter()
-        .filter(|p| p.owner_id != me)
-        .cloned()
-        .collect()
 }
 
 /// The page of pet `id`. Another pet is another page (the router builds a new one), so the
@@ -125,9 +113,9 @@ fn PetLive(id: PetId, pet: Memo<Option<PetView>>) -> impl IntoView {
     let feed_label = format!("Feed {name}");
 
     let me = Memo::new(move |_| auth.user.with(|u| u.as_ref().map(|u| u.id)));
-    let active = Signal::derive(move || ws.active.with(|a| others(a, me.get())));
     let treats = Signal::derive(move || ws.treats.get().unwrap_or(0));
     let on_treat = Callback::new(move |pet_id: PetId| ws.give_treat(pet_id));
+    let on_page = Callback::new(move |offset: u32| ws.show_active_page(offset));
 
     view! {
         <article class="pet-page" class:dead=dead data-testid="pet-page">
@@ -193,7 +181,7 @@ fn PetLive(id: PetId, pet: Memo<Option<PetView>>) -> impl IntoView {
                 </div>
             </div>
             <Show when=move || alive.get()>
-                <ActivePetsList pets=active treats enabled=connected on_treat />
+                <ActivePetsList page=ws.active me treats enabled=connected on_treat on_page />
             </Show>
         </article>
     }
@@ -202,7 +190,7 @@ fn PetLive(id: PetId, pet: Memo<Option<PetView>>) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use livepet_shared::Species;
+    use livepet_shared::{Species, UserId};
 
     fn view(id: i64, at: i64, hunger: u32) -> PetView {
         PetView {
@@ -231,18 +219,5 @@ mod tests {
             newest(Some(view(1, 9, 1)), Some(view(1, 5, 2))),
             Some(view(1, 9, 1))
         );
-    }
-
-    #[test]
-    fn own_pets_are_not_treat_targets() {
-        let a = |id, owner| ActivePet {
-            id: PetId(id),
-            name: "x".into(),
-            species: Species::Cat,
-            owner_id: UserId(owner),
-        };
-        let active = [a(1, 10), a(2, 20), a(3, 20), a(4, 30)];
-        assert_eq!(others(&active, Some(UserId(20))), vec![a(1, 10), a(4, 30)]);
-        assert_eq!(others(&active, None), vec![]);
     }
 }
