@@ -3,10 +3,13 @@
 //! with the project's figures, the floor's (a bare actix actor, measured in the same run),
 //! their ratio and DESIGN.md's targets.
 //!
-//! Measures: idle (startup, memory, tick CPU at each N), floor (the same for bare actors),
-//! persist (a full flush on SQLite and PostgreSQL with tick latency during it), viewers
-//! (WebSocket load at M viewers with N pets), http (GET /api/pets/{id}), web (wasm size and
-//! first paint). `--quick` shrinks everything to keep the harness honest in CI.
+//! Measures: idle (startup, memory, tick CPU and graceful stop at each N), floor (the same
+//! for bare actors), persist (a full flush on SQLite and PostgreSQL with tick latency during
+//! it), viewers (WebSocket load at M viewers with N pets), storm (viewers measured while many
+//! more connect at once), limits (a server with a low open-file limit: how the excess is
+//! refused), active (every viewer's pet active: bytes per session and CPU), http
+//! (GET /api/pets/{id}), web (wasm size and first paint). The connection measures live in
+//! bench_conn.rs. `--quick` shrinks everything to keep the harness honest in CI.
 
 use crate::bench_report::{self, Results};
 use crate::bench_sys::{self, now_ms, CpuMeter, Machine, Metrics, PgDb, Proc};
@@ -18,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-pub const MEASURES: [&str; 6] = ["idle", "floor", "persist", "viewers", "http", "web"];
+pub const MEASURES: [&str; 9] = [
+    "idle", "floor", "persist", "viewers", "storm", "limits", "active", "http", "web",
+];
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -32,9 +37,18 @@ pub struct BenchArgs {
     /// The largest viewer count. Default 10,000.
     #[arg(long)]
     pub viewers: Option<usize>,
-    /// Run only these measures (comma-separated): idle, floor, persist, viewers, http, web.
+    /// Run only these measures (comma-separated): idle, floor, persist, viewers, storm,
+    /// limits, active, http, web.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Viewers of the storm measure that connect at once while 1,000 others are measured.
+    /// Default 10,000, lowered to what the open-file hard limit allows both processes.
+    #[arg(long)]
+    pub storm: Option<usize>,
+    /// Use the release binaries already in target/release instead of building them first
+    /// (the report says so).
+    #[arg(long)]
+    pub no_build: bool,
     /// Where to write the report (default: BENCHMARKS.md for a full run, else under
     /// target/bench/).
     #[arg(long)]
@@ -54,6 +68,8 @@ impl BenchArgs {
             only: Vec::new(),
             out: None,
             cpu_window_s: None,
+            storm: None,
+            no_build: false,
         }
     }
 }
@@ -71,10 +87,25 @@ pub struct Plan {
     pub persist_viewers: usize,
     pub http_window_s: f64,
     pub paint_runs: usize,
+    /// Storm: the viewers measured, the ones connecting at once, when (seconds into the
+    /// window) and the window.
+    pub storm_base: usize,
+    pub storm: usize,
+    pub storm_at_s: f64,
+    pub storm_window_s: f64,
+    /// Limits: viewers against a server whose open-file limit is `limits_nofile`.
+    pub limits_viewers: usize,
+    pub limits_nofile: u64,
+    pub limits_pets: u64,
+    pub limits_window_s: f64,
+    /// Active: viewers, each making its own pet active.
+    pub active_viewers: usize,
+    /// Seconds a viewer may take to connect and get its first frame before it counts as failed.
+    pub connect_timeout_s: f64,
 }
 
 impl Plan {
-    fn new(args: &BenchArgs) -> Plan {
+    pub fn new(args: &BenchArgs) -> Plan {
         let quick = args.quick;
         let pets = args.pets.unwrap_or(if quick { 20_000 } else { 1_000_000 });
         let viewers = args.viewers.unwrap_or(if quick { 50 } else { 10_000 });
@@ -103,6 +134,16 @@ impl Plan {
             persist_viewers: viewers.min(if quick { 20 } else { 1_000 }),
             http_window_s: if quick { 3.0 } else { 30.0 },
             paint_runs: if quick { 1 } else { 5 },
+            storm_base: if quick { 20 } else { 1_000 },
+            storm: args.storm.unwrap_or(if quick { 100 } else { 10_000 }),
+            storm_at_s: if quick { 2.0 } else { 10.0 },
+            storm_window_s: if quick { 6.0 } else { 60.0 },
+            limits_viewers: if quick { 300 } else { 1_500 },
+            limits_nofile: if quick { 256 } else { 1_024 },
+            limits_pets: pets.min(if quick { 1_000 } else { 10_000 }),
+            limits_window_s: if quick { 3.0 } else { 20.0 },
+            active_viewers: viewers,
+            connect_timeout_s: 10.0,
         }
     }
 }
@@ -151,12 +192,14 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         }
     });
 
-    step(format!(
-        "cargo xtask bench{}: building the release binaries (livepet, livepet-load, livepet-floor)",
-        if plan.quick { " --quick" } else { "" }
-    ));
-    proc::run(proc::cargo().args(["build", "--release", "-p", "livepet-server", "--bins"]))?;
     let bin = proc::target_dir().join("release");
+    if !args.no_build {
+        step(format!(
+            "cargo xtask bench{}: building the release binaries (livepet, livepet-load, livepet-floor)",
+            if plan.quick { " --quick" } else { "" }
+        ));
+        proc::run(proc::cargo().args(["build", "--release", "-p", "livepet-server", "--bins"]))?;
+    }
     let (pg_admin, pg_note) = postgres();
     let ctx = Ctx {
         plan: plan.clone(),
@@ -169,6 +212,22 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     };
     let machine = Machine::describe();
     let mut results = Results::new(&plan, &machine, &command);
+    if args.no_build {
+        let built = |name: &str| {
+            bench_sys::output(Command::new("date").args([
+                "-u",
+                "+%Y-%m-%d %H:%M UTC",
+                "-r",
+                &bin.join(name).display().to_string(),
+            ]))
+            .unwrap_or_else(|| "?".into())
+        };
+        results.notes.push(format!(
+            "--no-build: the binaries were not rebuilt for this run (livepet built {}, livepet-load {}), so the commit above may not be what ran",
+            built("livepet"),
+            built("livepet-load")
+        ));
+    }
     let wanted = |m: &str| args.only.is_empty() || args.only.iter().any(|o| o == m);
 
     if wanted("idle") {
@@ -214,6 +273,37 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             results.viewers.push((m, viewers(&ctx, m)?));
         }
     }
+    if wanted("storm") {
+        let (m, note) = crate::bench_conn::storm_size(&plan);
+        if let Some(note) = note {
+            results.notes.push(note);
+        }
+        step(format!(
+            "storm: {m} viewers connect at once while {} are measured, {} pets",
+            plan.storm_base, plan.pets
+        ));
+        results.storm = Some(crate::bench_conn::storm(&ctx, m)?);
+    }
+    if wanted("limits") {
+        for hard_too in [false, true] {
+            step(format!(
+                "limits: {} viewers, server started with {} open-file limit {}",
+                plan.limits_viewers,
+                if hard_too { "soft and hard" } else { "soft" },
+                plan.limits_nofile
+            ));
+            results
+                .limits
+                .push(crate::bench_conn::limits(&ctx, hard_too)?);
+        }
+    }
+    if wanted("active") {
+        step(format!(
+            "active: {} viewers each making its pet active, {} pets",
+            plan.active_viewers, plan.pets
+        ));
+        results.active = Some(crate::bench_conn::active(&ctx)?);
+    }
     if wanted("http") {
         step("http: GET /api/pets/{id}, 64 keep-alive clients");
         results.http = Some(http(&ctx)?);
@@ -256,12 +346,12 @@ fn postgres() -> (Option<String>, Option<String>) {
 }
 
 /// A fresh SQLite database path for one measure.
-fn sqlite_url(ctx: &Ctx, tag: &str) -> String {
+pub fn sqlite_url(ctx: &Ctx, tag: &str) -> String {
     format!("sqlite://{}", ctx.dir.join(format!("{tag}.db")).display())
 }
 
 /// `livepet seed --pets n`; returns seconds.
-fn seed(ctx: &Ctx, db_url: &str, n: u64, tag: &str) -> Result<f64> {
+pub fn seed(ctx: &Ctx, db_url: &str, n: u64, tag: &str) -> Result<f64> {
     let t = Instant::now();
     let mut cmd = Command::new(&ctx.livepet);
     cmd.args(["seed", "--pets", &n.to_string(), "--database-url", db_url])
@@ -284,8 +374,32 @@ pub struct Server {
     pub addr: String,
 }
 
+/// How long to wait for a world of `n` pets to load, start or tick once: generous, and
+/// growing with N (10M pets: 1,600 s).
+pub fn startup_timeout(n: u64) -> Duration {
+    Duration::from_secs(600 + n / 10_000)
+}
+
+/// How long a graceful stop of `n` pets may take before the harness kills the server: the
+/// server's own 30 s shutdown timeout plus a final flush (10M pets: 620 s).
+fn stop_timeout(n: u64) -> Duration {
+    Duration::from_secs(120 + n / 20_000)
+}
+
 /// Starts `livepet serve` on a free port and waits until it listens.
 pub fn serve(ctx: &Ctx, db_url: &str, tag: &str, extra: &[&str]) -> Result<Server> {
+    serve_with(ctx, db_url, tag, extra, None)
+}
+
+/// [`serve`], with the open-files limit set by the shell command `nofile` (e.g.
+/// `ulimit -Sn 1024`) instead of raised to the hard limit.
+pub fn serve_with(
+    ctx: &Ctx,
+    db_url: &str,
+    tag: &str,
+    extra: &[&str],
+    nofile: Option<&str>,
+) -> Result<Server> {
     let mut cmd = Command::new(&ctx.livepet);
     cmd.args(["serve", "--bind", "127.0.0.1:0", "--database-url", db_url])
         .args(["--tick-ms", &ctx.plan.tick_ms.to_string()])
@@ -301,12 +415,12 @@ pub fn serve(ctx: &Ctx, db_url: &str, tag: &str, extra: &[&str]) -> Result<Serve
         .args(extra)
         .env("RUST_LOG", "info")
         .current_dir(proc::root());
-    let mut p = Proc::spawn(
-        "livepet serve",
-        &cmd,
-        &ctx.dir.join(format!("{tag}-serve.log")),
-    )?;
-    let addr = p.wait_for(Duration::from_secs(600), |l| {
+    let log = ctx.dir.join(format!("{tag}-serve.log"));
+    let mut p = match nofile {
+        Some(limit) => Proc::spawn_with_limit("livepet serve", &cmd, &log, limit)?,
+        None => Proc::spawn("livepet serve", &cmd, &log)?,
+    };
+    let addr = p.wait_for(startup_timeout(ctx.plan.pets), |l| {
         l.split_once("listening on http://")
             .map(|(_, a)| a.trim().to_owned())
     })?;
@@ -314,17 +428,23 @@ pub fn serve(ctx: &Ctx, db_url: &str, tag: &str, extra: &[&str]) -> Result<Serve
 }
 
 /// Polls /metrics until `livepet_pets_alive` and `livepet_first_ticks_total` reach `n`;
-/// returns seconds since the process started.
-fn wait_all_ticked(server: &mut Server, n: u64, timeout: Duration) -> Result<f64> {
+/// returns seconds since the process started until every pet was alive, and until every
+/// pet had ticked.
+pub fn wait_all_ticked(server: &mut Server, n: u64, timeout: Duration) -> Result<(f64, f64)> {
     let deadline = Instant::now() + timeout;
+    let mut alive_s = None;
     loop {
         server.proc.drain();
         server.proc.check_alive()?;
         let m = Metrics::scrape(&server.addr)?;
         let alive = m.need("livepet_pets_alive")?;
         let ticked = m.need("livepet_first_ticks_total")?;
+        if alive >= n as f64 && alive_s.is_none() {
+            alive_s = Some(server.proc.began.elapsed().as_secs_f64());
+        }
         if alive >= n as f64 && ticked >= n as f64 {
-            return Ok(server.proc.began.elapsed().as_secs_f64());
+            let ticked_s = server.proc.began.elapsed().as_secs_f64();
+            return Ok((alive_s.unwrap_or(ticked_s), ticked_s));
         }
         if Instant::now() > deadline {
             bail!("after {timeout:?}: {alive} pets alive, {ticked} ticked once, of {n}");
@@ -338,11 +458,63 @@ fn wait_all_ticked(server: &mut Server, n: u64, timeout: Duration) -> Result<f64
 pub struct Idle {
     pub seed_s: f64,
     pub alive_s: f64,
+    /// Process start → /metrics shows every pet alive (polled); 0 for the floor.
+    pub alive_wall_s: f64,
     pub ticked_s: f64,
     pub rss_bytes: u64,
     pub rss_metrics_bytes: u64,
     pub cpu_percent: f64,
     pub window_s: f64,
+    /// SIGTERM → exit; None for the floor (killed).
+    pub stop: Option<Stop>,
+}
+
+/// A graceful stop: SIGTERM → process exit, and what the server's log said of its final
+/// flush.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    pub seconds: f64,
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub flush_rows: Option<u64>,
+    pub flush_s: Option<f64>,
+}
+
+/// Sends SIGTERM and times the graceful stop.
+pub fn graceful_stop(server: &mut Server, n: u64) -> Result<Stop> {
+    let s = server.proc.terminate(stop_timeout(n))?;
+    // "stopped cleanly: final flush wrote 1001000 pet(s) in 2.345 s; …" (or the line the
+    // final flush itself logs): the last one that names the final flush wins.
+    let flush = s
+        .lines
+        .iter()
+        .rev()
+        .filter(|l| l.contains("final flush"))
+        .find_map(|l| {
+            let rest = &l[l.find("wrote ")? + "wrote ".len()..];
+            let rows = rest
+                .split_whitespace()
+                .next()?
+                .replace(',', "")
+                .parse()
+                .ok()?;
+            let secs = rest
+                .split_once(" in ")?
+                .1
+                .split_whitespace()
+                .next()?
+                .trim_end_matches(['s', ';', ','])
+                .parse()
+                .ok()?;
+            Some((rows, secs))
+        });
+    Ok(Stop {
+        seconds: s.seconds,
+        exit_code: s.exit_code,
+        timed_out: s.timed_out,
+        flush_rows: flush.map(|f| f.0),
+        flush_s: flush.map(|f| f.1),
+    })
 }
 
 fn idle_world(ctx: &Ctx, n: u64) -> Result<Idle> {
@@ -350,23 +522,26 @@ fn idle_world(ctx: &Ctx, n: u64) -> Result<Idle> {
     let db = sqlite_url(ctx, &tag);
     let seed_s = seed(ctx, &db, n, &tag)?;
     let mut server = serve(ctx, &db, &tag, &[])?;
-    let ticked_s = wait_all_ticked(&mut server, n, Duration::from_secs(600))?;
+    let (alive_wall_s, ticked_s) = wait_all_ticked(&mut server, n, startup_timeout(n))?;
     let m = Metrics::scrape(&server.addr)?;
     let alive_s = m.need("livepet_startup_seconds")?;
     let (cpu_percent, window_s) = idle_window(ctx, server.proc.pid(), &mut server.proc)?;
     let rss_bytes = bench_sys::rss_bytes(server.proc.pid())?;
     let rss_metrics_bytes =
         Metrics::scrape(&server.addr)?.need("process_resident_memory_bytes")? as u64;
-    server.proc.kill();
+    let stop = graceful_stop(&mut server, n)?;
+    println!("    graceful stop: {stop:?}");
     let _ = std::fs::remove_file(ctx.dir.join(format!("{tag}.db")));
     let r = Idle {
         seed_s,
         alive_s,
+        alive_wall_s,
         ticked_s,
         rss_bytes,
         rss_metrics_bytes,
         cpu_percent,
         window_s,
+        stop: Some(stop),
     };
     println!("    {r:?}");
     Ok(r)
@@ -403,8 +578,8 @@ fn floor(ctx: &Ctx, n: u64) -> Result<Idle> {
             .and_then(|r| r.split_whitespace().nth(1))
             .and_then(|s| s.parse::<f64>().ok())
     };
-    let alive_s = p.wait_for(Duration::from_secs(600), |l| secs(l, "STARTED "))?;
-    let ticked_s = p.wait_for(Duration::from_secs(600), |l| secs(l, "TICKED "))?;
+    let alive_s = p.wait_for(startup_timeout(n), |l| secs(l, "STARTED "))?;
+    let ticked_s = p.wait_for(startup_timeout(n), |l| secs(l, "TICKED "))?;
     let pid = p.pid();
     let (cpu_percent, window_s) = idle_window(ctx, pid, &mut p)?;
     let rss_bytes = bench_sys::rss_bytes(pid)?;
@@ -412,11 +587,13 @@ fn floor(ctx: &Ctx, n: u64) -> Result<Idle> {
     let r = Idle {
         seed_s: 0.0,
         alive_s,
+        alive_wall_s: 0.0,
         ticked_s,
         rss_bytes,
         rss_metrics_bytes: 0,
         cpu_percent,
         window_s,
+        stop: None,
     };
     println!("    {r:?}");
     Ok(r)
@@ -451,15 +628,21 @@ fn persist(ctx: &Ctx, pg_admin: Option<&str>) -> Result<Persist> {
     };
     let seed_s = seed(ctx, &db, n, &tag)?;
     // Flush every tick + 15 s: the first flush finds every pet dirty, and the viewers have
-    // time to connect before it. Later flushes find every pet dirty again.
-    let persist_ms = ctx.plan.tick_ms + if ctx.plan.quick { 2_000 } else { 15_000 };
+    // time to connect before it. Later flushes find every pet dirty again. Past 3.75M pets
+    // the gap grows with N (10M: 40 s), so a flush can end before the next one is due.
+    let persist_ms = ctx.plan.tick_ms
+        + if ctx.plan.quick {
+            2_000
+        } else {
+            15_000.max(n / 250)
+        };
     let mut server = serve(ctx, &db, &tag, &["--persist-ms", &persist_ms.to_string()])?;
     let m = ctx.plan.persist_viewers;
     let samples = ctx.dir.join(format!("{tag}-samples.txt"));
     // Long enough to cover two flushes whatever the connection ramp took.
     let duration = (2 * persist_ms + ctx.plan.tick_ms) as f64 / 1000.0
         + if ctx.plan.quick { 1.0 } else { 10.0 };
-    let mut load = load_viewers(ctx, &server, m, duration, 0.0, Some(&samples), &tag)?;
+    let mut load = load_viewers(ctx, &server, m, duration, 0.0, Some(&samples), &tag, &[])?;
     let (w_start, w_end) = load.proc.wait_for(Duration::from_secs(900), window_line)?;
     // Watch flushes; take the first one with every pet that began inside the window.
     let mut last_total = Metrics::scrape(&server.addr)?.need("livepet_persisted_total")?;
@@ -541,13 +724,24 @@ pub fn percentiles(mut v: Vec<f64>) -> Value {
 }
 
 /// A running load generator.
-struct Load {
-    proc: Proc,
+pub struct Load {
+    pub proc: Proc,
 }
 
 impl Load {
+    /// Waits for the line `<prefix> <ms>` and returns the number.
+    pub fn wait_ms(&mut self, prefix: &str, timeout: Duration) -> Result<i64> {
+        self.proc
+            .wait_for(timeout, |l| l.strip_prefix(prefix)?.trim().parse().ok())
+    }
+
+    /// Waits for the `WINDOW <start_ms> <end_ms>` line.
+    pub fn window(&mut self) -> Result<(i64, i64)> {
+        self.proc.wait_for(Duration::from_secs(1800), window_line)
+    }
+
     /// Waits for its RESULT line and parses it.
-    fn result(&mut self) -> Result<Value> {
+    pub fn result(&mut self) -> Result<Value> {
         let json = self.proc.wait_for(Duration::from_secs(1800), |l| {
             l.strip_prefix("RESULT ").map(str::to_owned)
         })?;
@@ -559,7 +753,9 @@ impl Load {
     }
 }
 
-fn load_viewers(
+/// Starts `livepet-load viewers` with M viewers (ten per user) and `extra` arguments.
+#[allow(clippy::too_many_arguments)]
+pub fn load_viewers(
     ctx: &Ctx,
     server: &Server,
     m: usize,
@@ -567,6 +763,7 @@ fn load_viewers(
     warmup_s: f64,
     samples: Option<&Path>,
     tag: &str,
+    extra: &[String],
 ) -> Result<Load> {
     // Ten pets per user: 10,000 sign-ups would cost the server 10,000 argon2 hashes.
     let users = m.div_ceil(10).max(1);
@@ -576,7 +773,12 @@ fn load_viewers(
         .args(["--users", &users.to_string(), "--viewers", &m.to_string()])
         .args(["--tick-ms", &ctx.plan.tick_ms.to_string()])
         .args(["--warmup-s", &warmup_s.to_string()])
-        .args(["--duration-s", &duration_s.to_string()]);
+        .args(["--duration-s", &duration_s.to_string()])
+        .args([
+            "--connect-timeout-s",
+            &ctx.plan.connect_timeout_s.to_string(),
+        ])
+        .args(extra);
     if let Some(s) = samples {
         cmd.arg("--samples-out").arg(s);
     }
@@ -603,7 +805,7 @@ fn viewers(ctx: &Ctx, m: usize) -> Result<Viewers> {
     let db = sqlite_url(ctx, &tag);
     seed(ctx, &db, n, &tag)?;
     let mut server = serve(ctx, &db, &tag, &[])?;
-    wait_all_ticked(&mut server, n, Duration::from_secs(600))?;
+    wait_all_ticked(&mut server, n, startup_timeout(n))?;
     let warmup = if ctx.plan.quick { 1.0 } else { 10.0 };
     // Every tick sample, kept beside the logs for a closer look at outliers.
     let samples = ctx.dir.join(format!("{tag}-samples.txt"));
@@ -615,8 +817,9 @@ fn viewers(ctx: &Ctx, m: usize) -> Result<Viewers> {
         warmup,
         Some(&samples),
         &tag,
+        &[],
     )?;
-    let (start, end) = load.proc.wait_for(Duration::from_secs(1800), window_line)?;
+    let (start, end) = load.window()?;
     let pid = server.proc.pid();
     while now_ms() < start {
         std::thread::sleep(Duration::from_millis(10));
@@ -660,7 +863,7 @@ fn http(ctx: &Ctx) -> Result<Http> {
     let db = sqlite_url(ctx, tag);
     seed(ctx, &db, n, tag)?;
     let mut server = serve(ctx, &db, tag, &[])?;
-    wait_all_ticked(&mut server, n, Duration::from_secs(600))?;
+    wait_all_ticked(&mut server, n, startup_timeout(n))?;
     let mut cmd = Command::new(&ctx.load);
     cmd.arg("http")
         .args(["--url", &format!("http://{}", server.addr)])

@@ -2,6 +2,7 @@
 //! between markers so the notes a person writes around them survive the next run.
 
 use crate::bench::{Http, Idle, Persist, Plan, Viewers};
+use crate::bench_conn::{self, Active, Limits, Storm};
 use crate::bench_sys::{self, Machine};
 use crate::bench_web::Web;
 use anyhow::{bail, Result};
@@ -25,6 +26,12 @@ const TARGET_P99_MS: f64 = 100.0;
 const TARGET_FEED_P99_MS: f64 = 50.0;
 const TARGET_WASM_GZ: f64 = 250_000.0;
 const TARGET_PAINT_MS: f64 = 1000.0;
+/// Ten million pets in one process: alive within 30 s of the start, at most 1.1 × the bare
+/// actor's memory per pet, a graceful stop within 30 s.
+const TARGET_PETS_10M: u64 = 10_000_000;
+const TARGET_10M_ALIVE_S: f64 = 30.0;
+const TARGET_10M_MEMORY_RATIO: f64 = 1.1;
+const TARGET_10M_STOP_S: f64 = 30.0;
 
 pub struct Results {
     pub plan: Plan,
@@ -38,6 +45,9 @@ pub struct Results {
     pub persist_sqlite: Option<Persist>,
     pub persist_pg: Option<Persist>,
     pub viewers: Vec<(usize, Viewers)>,
+    pub storm: Option<Storm>,
+    pub limits: Vec<Limits>,
+    pub active: Option<Active>,
     pub http: Option<Http>,
     pub web: Option<Web>,
     pub notes: Vec<String>,
@@ -81,6 +91,9 @@ impl Results {
             persist_sqlite: None,
             persist_pg: None,
             viewers: Vec::new(),
+            storm: None,
+            limits: Vec::new(),
+            active: None,
             http: None,
             web: None,
             notes: Vec::new(),
@@ -93,9 +106,13 @@ impl Results {
         let idle = |v: &[(u64, Idle)]| -> Vec<Value> {
             v.iter()
                 .map(|(n, r)| {
-                    json!({"pets": n, "seed_s": r.seed_s, "alive_s": r.alive_s, "ticked_s": r.ticked_s,
+                    json!({"pets": n, "seed_s": r.seed_s, "alive_s": r.alive_s,
+                        "alive_wall_s": r.alive_wall_s, "ticked_s": r.ticked_s,
                         "rss_bytes": r.rss_bytes, "rss_metrics_bytes": r.rss_metrics_bytes,
-                        "cpu_percent": r.cpu_percent, "window_s": r.window_s})
+                        "cpu_percent": r.cpu_percent, "window_s": r.window_s,
+                        "stop": r.stop.as_ref().map(|s| json!({"seconds": s.seconds,
+                            "exit_code": s.exit_code, "timed_out": s.timed_out,
+                            "flush_rows": s.flush_rows, "flush_s": s.flush_s}))})
                 })
                 .collect()
         };
@@ -112,6 +129,9 @@ impl Results {
             "viewers": self.viewers.iter().map(|(m, v)| json!({"viewers": m, "load": v.load,
                 "server_cpu_percent": v.server_cpu_percent, "server_rss_bytes": v.server_rss_bytes,
                 "pets_alive": v.pets_alive})).collect::<Vec<_>>(),
+            "storm": self.storm.as_ref().map(Storm::json),
+            "limits": self.limits.iter().map(Limits::json).collect::<Vec<_>>(),
+            "active": self.active.as_ref().map(Active::json),
             "http": self.http.as_ref().map(|h| json!({"load": h.load, "server_cpu_percent": h.server_cpu_percent})),
             "web": self.web.as_ref().map(Web::json),
             "notes": self.notes, "seconds": self.seconds,
@@ -140,6 +160,7 @@ impl Results {
                 ));
             }
         }
+        bench_conn::check(&self.storm, &self.limits, &self.active, &mut problems);
         if let Some(h) = &self.http {
             if num(&h.load, "requests") == 0.0 {
                 problems.push("http: no successful request".into());
@@ -164,7 +185,7 @@ pub fn num(v: &Value, path: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn int(n: u64) -> String {
+pub fn int(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -176,7 +197,7 @@ fn int(n: u64) -> String {
     out
 }
 
-fn bytes(b: f64) -> String {
+pub fn bytes(b: f64) -> String {
     if b >= 1e9 {
         format!("{:.2} GB", b / 1e9)
     } else if b >= 1e6 {
@@ -195,7 +216,7 @@ fn ratio(a: f64, b: f64) -> String {
 }
 
 /// "met" or how far off, for a figure that must stay at or under `target`.
-fn verdict(value: f64, target: f64, unit: &str) -> String {
+pub fn verdict(value: f64, target: f64, unit: &str) -> String {
     if value <= target {
         "**met**".into()
     } else {
@@ -240,17 +261,21 @@ pub fn render(r: &Results, out: &Path) -> Result<String> {
     for (n, p) in &r.idle {
         let f = floor_at(*n);
         let at_target = *n == TARGET_PETS;
+        let at_10m = *n == TARGET_PETS_10M;
         let size = format!("{} pets", int(*n));
         t.push_str(&format!(
             "| startup: seed the database (`livepet seed`) | {size} | {:.2} s | | | | |\n",
             p.seed_s
         ));
         t.push_str(&format!(
-            "| startup: all pets alive (server's `livepet_startup_seconds`) | {size} | {:.2} s ({} pets/s) | {} | {} | | |\n",
+            "| startup: all pets alive (server's `livepet_startup_seconds`; process start → /metrics shows every pet alive) | {size} | {:.2} s ({} pets/s); from process start {:.2} s | {} | {} | {} | {} |\n",
             p.alive_s,
             int((*n as f64 / p.alive_s.max(1e-9)) as u64),
+            p.alive_wall_s,
             f.as_ref().map(|f| format!("{:.2} s ({} actors/s)", f.alive_s, int((*n as f64 / f.alive_s.max(1e-9)) as u64))).unwrap_or_default(),
             f.as_ref().map(|f| ratio(p.alive_s, f.alive_s)).unwrap_or_default(),
+            if at_10m { "alive ≤ 30 s after start" } else { "" },
+            if at_10m { verdict(p.alive_wall_s, TARGET_10M_ALIVE_S, " s") } else { String::new() },
         ));
         t.push_str(&format!(
             "| startup: process start → every pet alive and ticked once | {size} | {:.2} s ({} pets/s) | {} | {} | {} | {} |\n",
@@ -268,8 +293,21 @@ pub fn render(r: &Results, out: &Path) -> Result<String> {
             int(p.rss_bytes / n.max(&1)),
             f.as_ref().map(|f| format!("{} ({} B/actor)", bytes(f.rss_bytes as f64), int(f.rss_bytes / n.max(&1)))).unwrap_or_default(),
             f.as_ref().map(|f| ratio(p.rss_bytes as f64, f.rss_bytes as f64)).unwrap_or_default(),
-            if at_target { "≤ 1.5 GB" } else { "" },
-            if at_target { verdict(p.rss_bytes as f64 / 1e9, TARGET_RSS_BYTES / 1e9, " GB") } else { String::new() },
+            if at_target { "≤ 1.5 GB" } else if at_10m { "≤ 1.1 × the bare-actor floor per pet" } else { "" },
+            if at_target {
+                verdict(p.rss_bytes as f64 / 1e9, TARGET_RSS_BYTES / 1e9, " GB")
+            } else if at_10m {
+                match &f {
+                    Some(f) if f.rss_bytes > 0 => verdict(
+                        p.rss_bytes as f64 / f.rss_bytes as f64,
+                        TARGET_10M_MEMORY_RATIO,
+                        "×",
+                    ),
+                    _ => "no floor measured at this size (run with floor)".into(),
+                }
+            } else {
+                String::new()
+            },
         ));
         t.push_str(&format!(
             "| tick CPU, nobody watching ({:.0} s window, /proc) | {size} | {:.1} % of one core | {} | {} | {} | {} |\n",
@@ -280,6 +318,30 @@ pub fn render(r: &Results, out: &Path) -> Result<String> {
             if at_target { "≤ 25 %" } else { "" },
             if at_target { verdict(p.cpu_percent, TARGET_TICK_CPU, " points") } else { String::new() },
         ));
+        if let Some(s) = &p.stop {
+            let flush = match (s.flush_rows, s.flush_s) {
+                (Some(rows), Some(secs)) => {
+                    format!(
+                        "; the log's final flush wrote {} pets in {secs:.2} s",
+                        int(rows)
+                    )
+                }
+                _ => "; no final flush line in the log".into(),
+            };
+            let code = match (s.timed_out, s.exit_code) {
+                (true, _) => "had not exited, killed".to_string(),
+                (false, Some(c)) => format!("exit code {c}"),
+                (false, None) => "ended by a signal".to_string(),
+            };
+            let exit_ok = !s.timed_out && s.exit_code == Some(0);
+            t.push_str(&format!(
+                "| shutdown: SIGTERM → process exit (graceful stop after the CPU window) | {size} | {:.2} s, {code}{flush} | | | exit 0{} | {}{} |\n",
+                s.seconds,
+                if at_10m { "; graceful stop ≤ 30 s" } else { "" },
+                if exit_ok { "exit **met**".to_string() } else { format!("exit **missed** ({code})") },
+                if at_10m { format!("; time {}", verdict(s.seconds, TARGET_10M_STOP_S, " s")) } else { String::new() },
+            ));
+        }
     }
     if r.idle.is_empty() {
         for (n, f) in &r.floor {
@@ -355,6 +417,15 @@ pub fn render(r: &Results, out: &Path) -> Result<String> {
             },
         ));
     }
+    if let Some(s) = &r.storm {
+        t.push_str(&bench_conn::storm_row(s, &r.plan));
+    }
+    for l in &r.limits {
+        t.push_str(&bench_conn::limits_row(l, &r.plan));
+    }
+    if let Some(a) = &r.active {
+        t.push_str(&bench_conn::active_row(a, &r.plan));
+    }
     if let Some(h) = &r.http {
         let l = &h.load;
         t.push_str(&format!(
@@ -388,7 +459,7 @@ pub fn render(r: &Results, out: &Path) -> Result<String> {
     })
 }
 
-fn compact(v: &Value) -> String {
+pub fn compact(v: &Value) -> String {
     match v.as_object() {
         Some(o) if o.is_empty() => "none".into(),
         Some(o) => o
@@ -405,5 +476,84 @@ pub fn table_only(text: &str) -> &str {
     match (text.find(BEGIN), text.find(END)) {
         (Some(b), Some(e)) if e > b => &text[b + BEGIN.len()..e],
         _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::{BenchArgs, Stop};
+
+    fn ten_million() -> Plan {
+        let mut args = BenchArgs::quick();
+        args.quick = false;
+        args.pets = Some(TARGET_PETS_10M);
+        Plan::new(&args)
+    }
+
+    #[test]
+    fn ten_million_pets_get_their_sizes_and_timeouts() {
+        let plan = ten_million();
+        assert_eq!(plan.pet_sizes, vec![100_000, TARGET_PETS_10M]);
+        assert!(
+            crate::bench::startup_timeout(TARGET_PETS_10M) >= std::time::Duration::from_secs(1_600)
+        );
+    }
+
+    #[test]
+    fn ten_million_rows_carry_their_targets_and_verdicts() {
+        let plan = ten_million();
+        let machine = Machine::describe();
+        let mut r = Results::new(&plan, &machine, "test");
+        let n = TARGET_PETS_10M;
+        r.idle.push((
+            n,
+            Idle {
+                seed_s: 41.0,
+                alive_s: 25.0,
+                alive_wall_s: 27.0,
+                ticked_s: 32.0,
+                rss_bytes: 12 * n,
+                rss_metrics_bytes: 12 * n,
+                cpu_percent: 50.0,
+                window_s: 60.0,
+                stop: Some(Stop {
+                    seconds: 35.0,
+                    exit_code: Some(0),
+                    timed_out: false,
+                    flush_rows: Some(n),
+                    flush_s: Some(21.0),
+                }),
+            },
+        ));
+        r.floor.push((
+            n,
+            Idle {
+                rss_bytes: 10 * n,
+                ..Idle::default()
+            },
+        ));
+        let out = std::env::temp_dir().join(format!("bench-report-test-{}.md", std::process::id()));
+        let text = render(&r, &out).expect("renders");
+        let row = |start: &str| {
+            text.lines()
+                .find(|l| l.starts_with(start))
+                .unwrap_or_else(|| panic!("no row starting {start:?} in\n{text}"))
+                .to_owned()
+        };
+        let alive = row("| startup: all pets alive");
+        assert!(
+            alive.contains("alive ≤ 30 s after start") && alive.contains("**met**"),
+            "{alive}"
+        );
+        let memory = row("| memory: resident");
+        assert!(
+            memory.contains("≤ 1.1 × the bare-actor floor") && memory.contains("**missed**"),
+            "{memory}"
+        );
+        let stop = row("| shutdown: SIGTERM");
+        assert!(stop.contains("35.00 s, exit code 0"), "{stop}");
+        assert!(stop.contains("10,000,000 pets in 21.00 s"), "{stop}");
+        assert!(stop.contains("exit **met**; time **missed**"), "{stop}");
     }
 }

@@ -33,11 +33,17 @@ pub struct Proc {
 impl Proc {
     /// Starts `cmd` with raised open-files limit (soft = hard, as `ulimit -n` allows).
     pub fn spawn(name: &str, cmd: &Command, log: &Path) -> Result<Proc> {
-        // Through sh so the limit is raised before exec: the server itself does not do it,
-        // and thousands of WebSockets need more than a default 1024 descriptors.
+        // Through sh so the limit is raised before exec: thousands of WebSockets need more
+        // than a default 1024 descriptors, whatever the program does about it itself.
+        Proc::spawn_with_limit(name, cmd, log, r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null"#)
+    }
+
+    /// Starts `cmd` after the shell command `limit` (e.g. `ulimit -Sn 1024`) set its
+    /// open-files limit.
+    pub fn spawn_with_limit(name: &str, cmd: &Command, log: &Path, limit: &str) -> Result<Proc> {
         let mut sh = Command::new("sh");
         sh.arg("-c")
-            .arg(r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@""#)
+            .arg(format!(r#"{limit}; exec "$0" "$@""#))
             .arg(cmd.get_program())
             .args(cmd.get_args())
             .stdin(Stdio::null())
@@ -163,11 +169,63 @@ impl Proc {
         Ok(())
     }
 
+    /// SIGTERM, then waits until the process exits; past `timeout` it is killed. Returns the
+    /// seconds from the signal to the exit, the exit code (None when killed by a signal or
+    /// after the timeout) and every line it printed meanwhile.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<Stopped> {
+        let pid = self.pid().to_string();
+        let t = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .context("running kill")?;
+        if !sent.success() {
+            bail!("kill -TERM {pid} failed ({sent})");
+        }
+        let mut lines = Vec::new();
+        loop {
+            lines.extend(self.drain());
+            if let Some(status) = self.child.try_wait()? {
+                let seconds = t.elapsed().as_secs_f64();
+                // Give the reader threads a moment for the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                lines.extend(self.drain());
+                return Ok(Stopped {
+                    seconds,
+                    exit_code: status.code(),
+                    timed_out: false,
+                    lines,
+                });
+            }
+            if t.elapsed() > timeout {
+                self.kill();
+                lines.extend(self.drain());
+                return Ok(Stopped {
+                    seconds: t.elapsed().as_secs_f64(),
+                    exit_code: None,
+                    timed_out: true,
+                    lines,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// SIGKILL (the database is thrown away anyway).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How a process ended after SIGTERM.
+#[derive(Debug, Clone, Default)]
+pub struct Stopped {
+    pub seconds: f64,
+    pub exit_code: Option<i32>,
+    /// It had not exited by the deadline and was killed.
+    pub timed_out: bool,
+    pub lines: Vec<String>,
 }
 
 impl Drop for Proc {
@@ -213,6 +271,29 @@ pub fn rss_bytes(pid: u32) -> Result<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
         .context("no VmRSS in /proc status")
+}
+
+/// The "Max open files" soft and hard limits of a running process, from /proc/PID/limits
+/// (as written there: a number or "unlimited").
+pub fn open_files_limit(pid: u32) -> Result<(String, String)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits"))
+        .with_context(|| format!("reading /proc/{pid}/limits"))?;
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .context("no `Max open files` in /proc limits")?;
+    let mut it = line.split_whitespace();
+    match (it.next(), it.next()) {
+        (Some(soft), Some(hard)) => Ok((soft.to_owned(), hard.to_owned())),
+        _ => bail!("unexpected `Max open files` line: {line}"),
+    }
+}
+
+/// This process's hard open-files limit (what its children may raise theirs to).
+pub fn hard_open_files() -> Option<u64> {
+    output(Command::new("sh").args(["-c", "ulimit -Hn"]))?
+        .parse()
+        .ok()
 }
 
 /// CPU use of a process over a wall-clock interval, sampled from /proc.

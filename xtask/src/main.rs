@@ -10,6 +10,7 @@
 //! which command failed.
 
 mod bench;
+mod bench_conn;
 mod bench_report;
 mod bench_sys;
 mod bench_web;

@@ -4,16 +4,22 @@
 //!   WebSocket viewers (each logged in as its user, watching one of that user's pets), lets a
 //!   share of them feed and give treats at a set rate, and reports frames received against
 //!   frames expected, tick-to-client latency from each frame's `at`, feed and treat round
-//!   trips, error frames by code and connection failures.
+//!   trips, error frames by code, connection failures by kind (timeout, refused with 503 or
+//!   by TCP, reset, other: each viewer gives up after a bounded time), and the bytes a
+//!   session receives by frame type. With `--storm S`, S more viewers connect all at once
+//!   during the window while the M are measured.
 //! - `http`: one user and pet, C concurrent keep-alive clients on `GET /api/pets/{id}`;
 //!   requests per second and latency percentiles.
 //!
 //! Progress goes to stderr; stdout carries machine-readable lines for the harness:
-//! `READY <ms>`, `WINDOW <start_ms> <end_ms>` and finally `RESULT <json>`.
+//! `CONNECTING <ms>` (viewers start connecting), `READY <ms>`, `WINDOW <start_ms> <end_ms>`,
+//! `STORM <ms>` (with a storm) and finally `RESULT <json>`.
 
 mod http_load;
+mod report;
 mod setup;
 mod stats;
+mod viewer;
 mod viewers;
 
 use clap::{Parser, Subcommand};
