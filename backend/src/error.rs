@@ -236,6 +236,7 @@ impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Pool(e) => AppError::Unavailable(e.to_string()),
+            DbError::Busy => AppError::Unavailable(e.to_string()),
             DbError::Task(e) => AppError::Internal(e),
         }
     }

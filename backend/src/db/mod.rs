@@ -204,7 +204,19 @@ impl r2d2::ManageConnection for DbManager {
 #[error("{0}")]
 pub struct ConnectError(String);
 
-pub type DbPool = r2d2::Pool<DbManager>;
+/// The connection pool of request handlers, sessions and background jobs, with a gate in
+/// front of it: at most one task per connection is on a blocking thread at a time, the rest
+/// wait asynchronously for a turn. Without the gate, a reconnect storm of thousands of
+/// sockets (each looks its session up) put a thousand blocking threads to sleep on the
+/// pool, and their wake-ups starved the threads that write frames to connected viewers.
+#[derive(Clone)]
+pub struct DbPool {
+    pool: r2d2::Pool<DbManager>,
+    turns: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// How long a request waits for a database connection before it is told to try later.
+const POOL_WAIT: Duration = Duration::from_secs(3);
 
 /// Why work sent to the blocking pool did not get to run its queries.
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +224,9 @@ pub enum DbError {
     /// No connection within the pool's timeout: the database is away or saturated.
     #[error("no database connection: {0}")]
     Pool(#[from] r2d2::Error),
+    /// Every connection stayed busy for as long as the pool's timeout: too much waiting.
+    #[error("the database is busy: no turn within {} s", POOL_WAIT.as_secs())]
+    Busy,
     /// The blocking task itself failed (it panicked or the runtime is stopping).
     #[error("database task failed: {0}")]
     Task(String),
@@ -226,8 +241,15 @@ where
     E: From<DbError> + Send + 'static,
     F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
 {
-    let pool = pool.clone();
+    // Bounded like the pool's own checkout, so a dead or saturated database still gets a
+    // quick 503 rather than a queue that grows for as long as the outage lasts.
+    let turn = tokio::time::timeout(POOL_WAIT, pool.turns.clone().acquire_owned())
+        .await
+        .map_err(|_| DbError::Busy)?
+        .map_err(|e| DbError::Task(e.to_string()))?;
+    let pool = pool.pool.clone();
     actix_rt::task::spawn_blocking(move || {
+        let _turn = turn;
         let mut conn = pool.get().map_err(DbError::Pool)?;
         f(&mut conn)
     })
@@ -237,15 +259,19 @@ where
 
 /// A pool for request handlers and background jobs.
 pub fn pool(url: &DbUrl, size: u32) -> anyhow::Result<DbPool> {
-    r2d2::Pool::builder()
+    let pool = r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(3))
+        .connection_timeout(POOL_WAIT)
         // A connection broken by a database restart is noticed and replaced at checkout,
         // so an outage heals by itself once the database is back.
         .test_on_check_out(true)
         .build(DbManager { url: url.clone() })
-        .with_context(|| format!("cannot open a connection pool for {url}"))
+        .with_context(|| format!("cannot open a connection pool for {url}"))?;
+    Ok(DbPool {
+        pool,
+        turns: std::sync::Arc::new(tokio::sync::Semaphore::new(size as usize)),
+    })
 }
 
 #[cfg(test)]
