@@ -217,9 +217,6 @@ impl Application {
         // A reconnect storm arrives faster than one accept loop takes it; the kernel caps
         // this at net.core.somaxconn.
         .backlog(4096)
-        // A connection being closed (a refused one, after its 503) keeps its descriptor
-        // until the close completes; actix waits up to 1 s for it by default.
-        .client_disconnect_timeout(Duration::from_millis(250))
         .disable_signals()
         .shutdown_timeout(cfg.shutdown_timeout_s)
         .listen(listener)

@@ -59,7 +59,8 @@ pub fn raise_open_file_limit() -> OpenFiles {
 /// Descriptors kept back from connections: the database (pool, persister, WAL files), the
 /// loader's connections at start, the runtime's own (epoll, eventfd per thread), the
 /// listeners, logs and mail, and the refused connections themselves, which hold a
-/// descriptor until their 503 is written and the socket closed. A fixed part plus a
+/// descriptor until their 503 is written and the socket closed (up to a second: actix's
+/// disconnect timeout; lowering it made a graceful stop wait on open WebSockets). A fixed part plus a
 /// sixteenth: measured with soft = hard = 1,024 and 1,500 viewers arriving, a reserve of
 /// 96 still ran out for a moment while 572 were being refused.
 pub fn reserve(limit: u64) -> u64 {

@@ -391,10 +391,26 @@ impl Services {
         Ok(found)
     }
 
-    /// Whether the session with this token hash still stands (a socket's second check).
-    pub async fn session_stands(&self, token_hash: Arc<str>) -> Result<bool, AppError> {
-        self.db(move |c| Ok(queries::find_session(c, &token_hash, now_ms())?.is_some()))
-            .await
+    /// What a new WebSocket needs before its first frame, in one database turn (a reconnect
+    /// storm makes thousands at once): whether its login session still stands (`None` if
+    /// not) and the user's treats.
+    pub async fn socket_start(
+        &self,
+        token_hash: Arc<str>,
+        user: UserId,
+    ) -> Result<Option<u32>, AppError> {
+        let row = self
+            .db(move |c| {
+                if queries::find_session(c, &token_hash, now_ms())?.is_none() {
+                    return Ok(None);
+                }
+                Ok(queries::find_user(c, user.0)?)
+            })
+            .await?;
+        match row {
+            Some(u) => Ok(Some(User::try_from(&u)?.available_treats)),
+            None => Ok(None),
+        }
     }
 
     /// The user as the API shows it.

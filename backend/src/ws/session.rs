@@ -390,33 +390,32 @@ impl Actor for ViewerSession {
             user: self.user,
             to: ctx.address().recipient(),
         };
-        let (state, user) = (self.state.clone(), self.user);
-        let (look, login) = (self.state.clone(), self.login.token_hash.clone());
-        // The second look, then the list, then the treats: all before any frame is handled.
-        ctx.wait(
-            async move { look.services.session_stands(login).await }
-                .into_actor(self)
-                .map(|stands, act, ctx| match stands {
-                    Ok(true) => {}
-                    Ok(false) => act.session_ended(ctx),
-                    // The database is down: the upgrade's check a moment ago stands; a
-                    // revocation cannot have committed without it either.
-                    Err(e) => e.log_cause(),
-                }),
-        );
+        let (state, user, login) = (self.state.clone(), self.user, self.login.token_hash.clone());
+        // The second look at the login session (with the treats, in one database turn),
+        // then the first page of the active list: all before any frame is handled.
         ctx.wait(
             async move {
-                let page = state.services.presence.send(connect).await.ok().flatten();
-                (page, state.services.treats_of(user).await)
+                let look = state.services.socket_start(login, user).await;
+                let page = match look {
+                    Ok(None) => None,
+                    _ => state.services.presence.send(connect).await.ok().flatten(),
+                };
+                (look, page)
             }
             .into_actor(self)
-            .map(|(page, treats), act, ctx| {
+            .map(|(look, page), act, ctx| {
+                if matches!(look, Ok(None)) {
+                    return act.session_ended(ctx);
+                }
                 if let Some(json) = page {
                     act.page = Some(PageKey::FIRST);
                     ctx.text(&*json);
                 }
-                match treats {
-                    Ok(available) => act.send(ctx, &ServerMsg::Treats { available }),
+                match look {
+                    Ok(Some(available)) => act.send(ctx, &ServerMsg::Treats { available }),
+                    Ok(None) => {}
+                    // The database is down: the upgrade's check a moment ago stands; a
+                    // revocation cannot have committed without it either.
                     Err(e) => {
                         e.log_cause();
                         act.error(
