@@ -17,6 +17,7 @@
 
 use crate::actors::pet::DeathDurable;
 use crate::db::models::PetStateRow;
+use crate::db::queries::BulkCommit;
 use crate::db::{queries, DbConn, DbUrl};
 use crate::metrics::Metrics;
 use crate::world::dirty::PendingDeath;
@@ -26,8 +27,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Snapshots per transaction.
+/// Snapshots per transaction: small enough that a request's write never waits long for the
+/// database (SQLite has one writer).
 const BATCH: usize = 20_000;
+
+/// Snapshots per transaction in the final flush, when nothing else is left to write.
+const FINAL_BATCH: usize = 100_000;
 
 /// How often a long flush logs how far it got.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -42,6 +47,13 @@ const DEATH_RETRY_MAX: Duration = Duration::from_secs(2);
 #[derive(Message)]
 #[rtype(result = "Result<FlushReport, PersistError>")]
 pub struct Flush;
+
+/// The last flush before the process exits, once every pet is stopped: like [`Flush`], but in
+/// larger transactions whose commits reach the disk together, with the last one (see
+/// [`BulkCommit`]), so that ten million pets are written within a container's stop grace.
+#[derive(Message)]
+#[rtype(result = "Result<FlushReport, PersistError>")]
+pub struct FinalFlush;
 
 /// Writes the pending deaths now (only them); on failure they stay pending.
 #[derive(Message)]
@@ -67,6 +79,8 @@ pub struct Persister {
     metrics: Arc<Metrics>,
     /// Whether the last attempt failed, so state changes are logged once, not every retry.
     failing: bool,
+    /// The final flush has run: from now on nothing is left to a later one.
+    final_done: bool,
 }
 
 impl Persister {
@@ -95,6 +109,7 @@ impl Persister {
             dirty,
             metrics,
             failing: false,
+            final_done: false,
         }
     }
 
@@ -110,8 +125,10 @@ impl Persister {
     }
 
     /// Writes `snaps` (in id order) batch by batch. Returns how many are durable, and the
-    /// failure that stopped it, if any.
-    fn write(&mut self, snaps: &[Snapshot]) -> (usize, Result<(), PersistError>) {
+    /// failure that stopped it, if any; a [`Write::Flush`] before the final flush also stops
+    /// early (fewer written, no failure) once the pets are stopping.
+    fn write(&mut self, snaps: &[Snapshot], kind: Write) -> (usize, Result<(), PersistError>) {
+        let last = kind == Write::Final;
         if let Err(why) = self.dirty.file.check() {
             return (0, Err(PersistError(why)));
         }
@@ -121,21 +138,47 @@ impl Persister {
         let mut written = 0;
         let began = Instant::now();
         let mut said = began;
+        let what = if last { "final flush" } else { "flush" };
+        let dirty = Arc::clone(&self.dirty);
+        let may_yield = kind == Write::Flush && !self.final_done;
         let result = (|| {
+            let db = |e: diesel::result::Error| PersistError(e.to_string());
             let conn = self.connection()?;
-            for batch in snaps.chunks(BATCH) {
+            let batches = snaps.chunks(if last { FINAL_BATCH } else { BATCH });
+            let count = batches.len();
+            if last {
+                queries::set_bulk_commit(conn, BulkCommit::Deferred).map_err(db)?;
+            }
+            for (i, batch) in batches.enumerate() {
+                // The pets are stopping: the final flush, next in line, writes every pet
+                // anyway, so a regular flush under way stops here instead of holding it up
+                // (at ten million pets, by as much as a whole flush).
+                if may_yield && dirty.stopping() {
+                    break;
+                }
+                if last && i + 1 == count {
+                    queries::set_bulk_commit(conn, BulkCommit::Durable).map_err(db)?;
+                }
                 let rows: Vec<PetStateRow> = batch.iter().map(PetStateRow::from).collect();
-                queries::write_snapshots(conn, &rows).map_err(|e| PersistError(e.to_string()))?;
+                queries::write_snapshots(conn, &rows).map_err(db)?;
                 written += batch.len();
-                // A long flush (a million pets, a slow database) shows how far it got.
+                // A long flush (millions of pets, a slow database) shows that it is moving,
+                // how fast, and how much is left.
                 if said.elapsed() >= PROGRESS_EVERY && written < snaps.len() {
                     said = Instant::now();
+                    let secs = began.elapsed().as_secs_f64();
+                    let rate = written as f64 / secs.max(1e-9);
+                    let left = snaps.len() - written;
                     log::info!(
-                        "flush: {written} of {} pet(s) written after {:.1} s",
+                        "{what}: {written} of {} pet(s) written in {secs:.1} s ({rate:.0} rows/s); \
+                         {left} left, about {:.0} s",
                         snaps.len(),
-                        began.elapsed().as_secs_f64()
+                        left as f64 / rate.max(1.0)
                     );
                 }
+            }
+            if last {
+                queries::set_bulk_commit(conn, BulkCommit::Normal).map_err(db)?;
             }
             Ok(())
         })();
@@ -144,6 +187,56 @@ impl Persister {
             return (0, Err(PersistError(why)));
         }
         (written, result)
+    }
+
+    /// Writes everything dirty and every pending death (`kind`: a regular or the final flush).
+    fn flush(&mut self, kind: Write) -> Result<FlushReport, PersistError> {
+        let start = Instant::now();
+        let deaths = self.dirty.take_deaths();
+        let mut snaps = self.dirty.take_all();
+        let mut left = self.dirty.take_left();
+        let merged = !left.is_empty();
+        // After the fresh snapshots, so that where a pet has both, the fresh one is kept.
+        snaps.append(&mut left);
+        let mut snaps = with_deaths(snaps, &deaths, merged);
+        let rows = snaps.len();
+        let collected = start.elapsed().as_secs_f64();
+        match self.write(&snaps, kind) {
+            (written, Ok(())) if written < rows => {
+                // Cut short by the stop: the final flush writes the rest and the deaths.
+                self.dirty.leave(snaps.split_off(written));
+                self.dirty.return_deaths(deaths);
+                log::info!(
+                    "flush: the pets are stopping; {written} of {rows} pet(s) written, the \
+                     final flush writes the rest"
+                );
+                self.metrics.flushed(written, start.elapsed().as_secs_f64());
+                Ok(FlushReport {
+                    rows: written,
+                    seconds: start.elapsed().as_secs_f64(),
+                })
+            }
+            (_, Ok(())) => {
+                self.succeeded();
+                announce(deaths);
+                let seconds = start.elapsed().as_secs_f64();
+                self.metrics.flushed(rows, seconds);
+                if rows > 0 {
+                    log::info!(
+                        "flushed {rows} pet(s) in {seconds:.3} s ({collected:.3} s collecting, \
+                         {:.0} rows/s writing)",
+                        rows as f64 / (seconds - collected).max(1e-9)
+                    );
+                }
+                Ok(FlushReport { rows, seconds })
+            }
+            (written, Err(e)) => {
+                self.dirty.restore(snaps.into_iter().skip(written));
+                self.dirty.return_deaths(deaths);
+                self.failed(&e, rows - written);
+                Err(e)
+            }
+        }
     }
 
     fn succeeded(&mut self) {
@@ -167,17 +260,34 @@ impl Persister {
     }
 }
 
-/// `snaps` with the snapshots of `deaths`, in id order, each pet once.
-fn with_deaths(mut snaps: Vec<Snapshot>, deaths: &[PendingDeath]) -> Vec<Snapshot> {
+/// `snaps` with the snapshots of `deaths`, in id order, each pet once. `stable`: where a pet
+/// has several snapshots in `snaps`, the first is kept (the caller put the freshest first).
+fn with_deaths(mut snaps: Vec<Snapshot>, deaths: &[PendingDeath], stable: bool) -> Vec<Snapshot> {
     snaps.extend(deaths.iter().map(|d| d.snapshot));
     // In id order each batch touches a run of neighbouring table pages; in the dirty set's
     // hash order every batch would rewrite pages all over the table (measured on SQLite:
     // 20 s instead of ~2 s for a million pets).
-    snaps.sort_unstable_by_key(|s| s.id);
+    if stable {
+        snaps.sort_by_key(|s| s.id);
+    } else {
+        snaps.sort_unstable_by_key(|s| s.id);
+    }
     // A dead pet's cell is usually listed too, holding the very state its death snapshot
     // has (nothing changes a dead pet): one of the two is enough.
     snaps.dedup_by_key(|s| s.id);
     snaps
+}
+
+/// What a write is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// A regular flush: before the final one, may leave the rest to it once the pets are
+    /// stopping.
+    Flush,
+    /// The final flush (see [`FinalFlush`]).
+    Final,
+    /// Pending deaths only.
+    Deaths,
 }
 
 /// Tells each pet its death is durable: now it may be shown.
@@ -195,28 +305,16 @@ impl Handler<Flush> for Persister {
     type Result = Result<FlushReport, PersistError>;
 
     fn handle(&mut self, _: Flush, _: &mut SyncContext<Self>) -> Self::Result {
-        let start = Instant::now();
-        let deaths = self.dirty.take_deaths();
-        let snaps = with_deaths(self.dirty.take_all(), &deaths);
-        let rows = snaps.len();
-        match self.write(&snaps) {
-            (_, Ok(())) => {
-                self.succeeded();
-                announce(deaths);
-                let seconds = start.elapsed().as_secs_f64();
-                self.metrics.flushed(rows, seconds);
-                if rows > 0 {
-                    log::info!("flushed {rows} pet(s) in {seconds:.3} s");
-                }
-                Ok(FlushReport { rows, seconds })
-            }
-            (written, Err(e)) => {
-                self.dirty.restore(snaps.into_iter().skip(written));
-                self.dirty.return_deaths(deaths);
-                self.failed(&e, rows - written);
-                Err(e)
-            }
-        }
+        self.flush(Write::Flush)
+    }
+}
+
+impl Handler<FinalFlush> for Persister {
+    type Result = Result<FlushReport, PersistError>;
+
+    fn handle(&mut self, _: FinalFlush, _: &mut SyncContext<Self>) -> Self::Result {
+        self.final_done = true;
+        self.flush(Write::Final)
     }
 }
 
@@ -228,8 +326,8 @@ impl Handler<WriteDeaths> for Persister {
         if deaths.is_empty() {
             return Ok(());
         }
-        let snaps = with_deaths(Vec::new(), &deaths);
-        match self.write(&snaps) {
+        let snaps = with_deaths(Vec::new(), &deaths, false);
+        match self.write(&snaps, Write::Deaths) {
             (_, Ok(())) => {
                 self.succeeded();
                 self.metrics.persisted_total.inc_by(snaps.len() as u64);

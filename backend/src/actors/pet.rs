@@ -1,7 +1,10 @@
-//! PetActor: one live pet. Its state lives in its [`PetCell`], ticked by its arbiter's
-//! [`Ticker`](crate::world::ticker::Ticker); the actor applies feeds and treats, pushes the
-//! state to every watching viewer (serialized once per change), marks itself dirty for the
-//! persister, and on death waits until the death is durable, shows it, and stops.
+//! PetActor: one live pet while someone talks to it. The pet itself is its [`PetCell`],
+//! ticked by its arbiter's [`Ticker`](crate::world::ticker::Ticker); the registry starts an
+//! actor on the cell for the first message and the actor stops once nobody holds its address
+//! (see `world::registry`). The actor applies feeds and treats, pushes the state to every
+//! watching viewer (serialized once per change; a viewer holds the address, so a watched pet
+//! keeps its actor), marks the pet dirty for the persister, and on death waits until the
+//! death is durable, shows it, and takes the pet out of the world.
 //!
 //! Why a death waits: a death shown before it is written can be undone by a crash (the
 //! restarted pet is alive and younger), which is a lie told to the owner. So the death joins
@@ -14,13 +17,14 @@ use crate::actors::encode;
 use crate::actors::persister::carry_deaths;
 use crate::clock::now_ms;
 use crate::world::dirty::PendingDeath;
-use crate::world::ticker::Ticker;
-use crate::world::{PetCell, PetRecord, World};
+use crate::world::registry::Deactivation;
+use crate::world::{PetCell, World};
 use actix::dev::SendError;
 use actix::prelude::*;
+use actix::WeakAddr;
 use livepet_shared::rules::Outcome;
 use livepet_shared::wire::{PetView, ServerMsg};
-use livepet_shared::{PetId, PetState, Rules, Species, UserId};
+use livepet_shared::{PetId, PetState, Rules, UserId};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -110,37 +114,38 @@ pub struct DeathDurable;
 pub struct InjectPanic;
 
 pub struct PetActor {
-    id: PetId,
-    owner: UserId,
-    name: Box<str>,
-    species: Species,
-    born_at: i64,
-    /// The state, shared with the ticker and the persister.
+    /// The pet: who it is and its state, shared with the registry, the ticker and the
+    /// persister.
     cell: Arc<PetCell>,
+    /// This actor's own (weak) address: how the registry tells it from a newer actor of the
+    /// same pet.
+    me: WeakAddr<PetActor>,
     viewers: Vec<(ViewerId, Recipient<PetFrame>)>,
     /// Set once the pet has died and handed its death to the persister: the feeds and treats
     /// that came since, answered (that it died) once the death is durable.
     dying: Option<Vec<oneshot::Sender<()>>>,
     /// The death is written: from now on it may be shown.
     death_durable: bool,
-    /// Stopped because its owner's account is gone, not because the arbiter stops.
-    released: bool,
+    /// The pet leaves the world when this actor stops (its death is durable, or its owner's
+    /// account is gone), rather than only the actor going idle.
+    ending: bool,
+    /// The registry's touch count when this actor last asked to stop (see
+    /// [`PetRegistry::deactivate`](crate::world::PetRegistry::deactivate)).
+    seen: u32,
     world: Arc<World>,
 }
 
 impl PetActor {
-    pub fn new(rec: PetRecord, world: Arc<World>) -> Self {
+    /// The actor of the pet in `cell`; `me` is the actor's own address.
+    pub fn new(cell: Arc<PetCell>, me: WeakAddr<PetActor>, world: Arc<World>) -> Self {
         PetActor {
-            id: rec.id,
-            owner: rec.owner,
-            name: rec.name,
-            species: rec.species,
-            born_at: rec.born_at,
-            cell: PetCell::new(rec.id, rec.state, now_ms()),
+            cell,
+            me,
             viewers: Vec::new(),
             dying: None,
             death_durable: false,
-            released: false,
+            ending: false,
+            seen: 0,
             world,
         }
     }
@@ -166,15 +171,16 @@ impl PetActor {
 
     fn view(&self, at: i64) -> PetView {
         let state = self.shown_state();
+        let cell = &self.cell;
         PetView {
-            id: self.id,
-            name: self.name.to_string(),
-            species: self.species,
+            id: cell.id(),
+            name: cell.name().to_string(),
+            species: cell.species(),
             age: state.age,
             hunger: state.hunger,
             alive: state.alive,
-            born_at: self.born_at,
-            owner_id: self.owner,
+            born_at: cell.born_at(),
+            owner_id: cell.owner(),
             at,
         }
     }
@@ -246,7 +252,7 @@ impl PetActor {
         let snapshot = self.cell.snapshot();
         log::info!(
             "pet {} died at age {}; shown once durable",
-            self.id,
+            self.cell.id(),
             snapshot.state.age
         );
         self.dying = Some(Vec::new());
@@ -273,7 +279,7 @@ impl PetActor {
     fn frame(&self, view: PetView) -> Option<PetFrame> {
         let alive = view.alive;
         Some(PetFrame {
-            pet_id: self.id,
+            pet_id: self.cell.id(),
             alive,
             json: encode(&ServerMsg::Pet { pet: view })?,
         })
@@ -295,7 +301,7 @@ impl PetActor {
         // try_send respects the session's bounded mailbox: a viewer whose client stopped
         // reading stops being fed instead of growing server memory without bound.
         let before = self.viewers.len();
-        let id = self.id;
+        let id = self.cell.id();
         self.viewers
             .retain(|(viewer_id, viewer)| match viewer.try_send(frame.clone()) {
                 Ok(()) => true,
@@ -316,33 +322,61 @@ impl PetActor {
     }
 }
 
+impl PetActor {
+    /// Forgets every viewer (the actor stops).
+    fn drop_viewers(&mut self) {
+        let removed = self.viewers.len() as i64;
+        if removed > 0 {
+            self.world.metrics.viewers.sub(removed);
+            self.viewers.clear();
+        }
+        self.sync_watched();
+    }
+}
+
 impl Actor for PetActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if !self.state().alive {
+        // A dead pet that was never brought to life: show it once and stop.
+        if !self.cell.has(PetCell::LIVE) && !self.state().alive {
+            self.death_durable = true;
+            self.ending = true;
             ctx.stop();
-            return;
         }
-        self.world.metrics.pets_alive.inc();
-        self.cell.set_flag(PetCell::LIVE, true);
-        Ticker::of_this_thread(&self.world).add(self.cell.clone());
     }
 
-    fn stopped(&mut self, ctx: &mut Context<Self>) {
-        // The ticker drops the pet at its next pass.
-        self.cell.set_flag(PetCell::LIVE, false);
-        self.cell.set_flag(PetCell::WATCHED, false);
-        // Only its own entry: a newer actor may be registered under this id by now.
-        self.world.registry.forget_if(self.id, &ctx.address());
-        if self.state().alive && !self.released {
-            // Stopped without dying: the arbiter is shutting down.
+    fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
+        if self.ending {
+            return Running::Stop;
+        }
+        // Nobody holds this actor's address (or its arbiter is stopping): it may go idle
+        // unless the registry handed its address out since it last looked.
+        match self
+            .world
+            .registry
+            .deactivate(self.cell.id(), &self.me, &mut self.seen)
+        {
+            Deactivation::Stop => Running::Stop,
+            Deactivation::Continue => {
+                // Whoever got the address may already have sent and let go of it, with this
+                // poll the only one to see it: dropping an address of our own wakes the
+                // actor once more, to handle what came and ask again.
+                drop(ctx.address());
+                Running::Continue
+            }
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.drop_viewers();
+        if !self.ending {
+            // Only idle (or the arbiter is stopping): the pet lives on in its cell.
             return;
         }
-        self.world.metrics.pets_alive.dec();
-        let removed = self.viewers.len() as i64;
-        self.world.metrics.viewers.sub(removed);
-        self.viewers.clear();
+        if self.world.registry.remove(&self.cell, &self.me) {
+            self.world.metrics.pets_alive.dec();
+        }
     }
 }
 
@@ -350,7 +384,7 @@ impl Handler<Release> for PetActor {
     type Result = ();
 
     fn handle(&mut self, _: Release, ctx: &mut Context<Self>) {
-        self.released = true;
+        self.ending = true;
         ctx.stop();
     }
 }
@@ -384,6 +418,7 @@ impl Handler<DeathDurable> for PetActor {
         for tx in waiting {
             let _ = tx.send(());
         }
+        self.ending = true;
         ctx.stop();
     }
 }
@@ -400,7 +435,7 @@ impl Handler<Feed> for PetActor {
     type Result = ResponseFuture<Result<PetView, PetError>>;
 
     fn handle(&mut self, msg: Feed, ctx: &mut Context<Self>) -> Self::Result {
-        if msg.by != self.owner {
+        if msg.by != self.cell.owner() {
             return Box::pin(std::future::ready(Err(PetError::NotOwner)));
         }
         self.change("feed", PetState::feed, ctx)
@@ -411,7 +446,7 @@ impl Handler<Treat> for PetActor {
     type Result = ResponseFuture<Result<PetView, PetError>>;
 
     fn handle(&mut self, msg: Treat, ctx: &mut Context<Self>) -> Self::Result {
-        if msg.by == self.owner {
+        if msg.by == self.cell.owner() {
             return Box::pin(std::future::ready(Err(PetError::OwnPet)));
         }
         self.change("treat", PetState::treat, ctx)
@@ -422,7 +457,7 @@ impl Handler<Watch> for PetActor {
     type Result = Result<PetView, PetError>;
 
     fn handle(&mut self, msg: Watch, _: &mut Context<Self>) -> Self::Result {
-        if msg.by != self.owner {
+        if msg.by != self.cell.owner() {
             return Err(PetError::NotOwner);
         }
         let view = self.view(now_ms());

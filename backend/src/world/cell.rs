@@ -1,10 +1,13 @@
-//! A pet's state cell: the one place a live pet's changing state lives, and the one way a
-//! rule is applied to it (by the ticker for ticks, by the pet's actor for feeds and treats).
+//! A pet's cell: the one place a live pet lives in memory (who it is and its changing
+//! state), and the one way a rule is applied to it (by the ticker for ticks, by the pet's
+//! actor for feeds and treats). A live pet is its cell; an actor is started for it only
+//! while someone talks to it (see `world::registry`).
 
+use super::PetRecord;
 use crate::db::models::{stored_count, PetStateRow};
 use crate::metrics::Metrics;
 use livepet_shared::rules::Outcome;
-use livepet_shared::{PetId, PetState};
+use livepet_shared::{PetId, PetState, Species, UserId};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -30,15 +33,22 @@ impl From<&Snapshot> for PetStateRow {
     }
 }
 
-/// One pet's state, shared by the pet's actor, its arbiter's [`Ticker`] and the persister.
-/// The actor and the ticker run on the pet's arbiter thread and are the only writers (through
-/// [`DirtyPets::mark`]); the persister reads it at flush time. The state is one packed word,
-/// so a flush never reads half of one change and half of another.
+/// One live pet: who it is, and its state, shared by the registry, its arbiter's [`Ticker`],
+/// the persister and, while someone talks to the pet, its actor. The actor and the ticker
+/// run on the pet's arbiter thread and are the only writers (through [`DirtyPets::mark`]);
+/// the persister reads it at flush time. The state is one packed word, so a flush never
+/// reads half of one change and half of another.
+///
+/// This is all a pet costs while nobody talks to it (about 100 bytes with its name), so it
+/// is kept small: ten million of them live in one process.
 ///
 /// [`Ticker`]: crate::world::ticker::Ticker
 /// [`DirtyPets::mark`]: crate::world::dirty::DirtyPets::mark
 pub struct PetCell {
     id: PetId,
+    owner: UserId,
+    born_at: i64,
+    name: Box<str>,
     /// age | hunger << 32 | alive << 63
     state: AtomicU64,
     /// The last living state, kept when the pet dies: until its death is durable, that is
@@ -51,10 +61,12 @@ pub struct PetCell {
     pub(super) dirty: AtomicBool,
     /// [`PetCell::LIVE`], [`PetCell::WATCHED`], [`PetCell::TICKED`] (and a test hook).
     flags: AtomicU8,
+    species: Species,
 }
 
 impl PetCell {
-    /// The pet's actor is running: the ticker ticks it.
+    /// The pet is alive in this process (registered): the ticker ticks it. Cleared when it
+    /// leaves the world (its death is durable, its owner's account is gone).
     pub const LIVE: u8 = 1;
     /// Someone watches the pet: the ticker tells its actor after every tick. This flag is
     /// the only record of "watched"; the actor keeps it in step with its viewers.
@@ -65,21 +77,43 @@ impl PetCell {
     #[cfg(feature = "test-hooks")]
     pub const PANIC_NEXT: u8 = 8;
 
-    pub fn new(id: PetId, state: PetState, at: i64) -> Arc<PetCell> {
+    /// The cell of a pet brought to life, its state produced at `at`.
+    pub fn new(rec: PetRecord, at: i64) -> Arc<PetCell> {
         let cell = PetCell {
-            id,
+            id: rec.id,
+            owner: rec.owner,
+            born_at: rec.born_at,
+            name: rec.name,
             state: AtomicU64::new(0),
             before_death: AtomicU64::new(0),
             at: AtomicI64::new(0),
             dirty: AtomicBool::new(false),
             flags: AtomicU8::new(0),
+            species: rec.species,
         };
-        cell.store(state, at);
+        cell.store(rec.state, at);
         Arc::new(cell)
     }
 
     pub fn id(&self) -> PetId {
         self.id
+    }
+
+    pub fn owner(&self) -> UserId {
+        self.owner
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn species(&self) -> Species {
+        self.species
+    }
+
+    /// When the pet was adopted (ms since the epoch).
+    pub fn born_at(&self) -> i64 {
+        self.born_at
     }
 
     /// The pet's current state.
@@ -197,6 +231,30 @@ mod tests {
     use super::*;
     use livepet_shared::Rules;
 
+    fn cell(id: i64, state: PetState, at: i64) -> Arc<PetCell> {
+        PetCell::new(
+            PetRecord {
+                id: PetId(id),
+                owner: UserId(1),
+                name: "Rex".into(),
+                species: Species::ALL[0],
+                born_at: 0,
+                state,
+            },
+            at,
+        )
+    }
+
+    /// Ten million of these live in one process: a field more is 80 MB more.
+    #[test]
+    fn a_cell_stays_small() {
+        assert!(
+            std::mem::size_of::<PetCell>() <= 72,
+            "{}",
+            std::mem::size_of::<PetCell>()
+        );
+    }
+
     #[test]
     fn packs_and_unpacks_the_state() {
         let s = PetState {
@@ -204,7 +262,7 @@ mod tests {
             hunger: 500,
             alive: true,
         };
-        let cell = PetCell::new(PetId(9), s, 1234);
+        let cell = cell(9, s, 1234);
         assert_eq!(cell.state(), s);
         assert_eq!(
             cell.snapshot(),
@@ -223,7 +281,7 @@ mod tests {
             hunger: 500,
             alive: true,
         };
-        let cell = PetCell::new(PetId(3), alive, 1);
+        let cell = cell(3, alive, 1);
         assert_eq!(cell.last_alive(), alive);
         let dead = PetState {
             age: 11,
@@ -238,7 +296,7 @@ mod tests {
     #[test]
     fn a_panicking_rule_leaves_the_state_alone() {
         let metrics = Metrics::new();
-        let cell = PetCell::new(PetId(1), PetState::newborn(&Rules::default()), 0);
+        let cell = cell(1, PetState::newborn(&Rules::default()), 0);
         let before = cell.state();
         let applied = cell.apply("test", &metrics, |_| panic!("boom"));
         assert!(applied.is_none());

@@ -10,7 +10,7 @@ use livepet_shared::{PetId, PetState};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// A pet's death waiting to be durable: its final state, and its actor, which shows the
@@ -39,6 +39,11 @@ pub struct DirtyPets {
     /// a newer state by then. Only used after database failures.
     restored: Mutex<HashMap<PetId, Snapshot>>,
     deaths: Mutex<Deaths>,
+    /// The pets are stopping: the final flush is coming and writes every pet, so a flush
+    /// under way may leave the rest to it.
+    stopping: AtomicBool,
+    /// Snapshots a flush cut short by the stop left to the next one (see [`Self::leave`]).
+    left: Mutex<Vec<Snapshot>>,
     /// The SQLite file every write must land in.
     pub file: DbFile,
 }
@@ -49,6 +54,8 @@ impl DirtyPets {
             shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
             restored: Mutex::default(),
             deaths: Mutex::default(),
+            stopping: AtomicBool::new(false),
+            left: Mutex::default(),
             file: DbFile::default(),
         }
     }
@@ -109,6 +116,43 @@ impl DirtyPets {
         &self.shards[id.0.rem_euclid(self.shards.len() as i64) as usize]
     }
 
+    /// The pets are stopping and the final flush is coming (see `stopping`).
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Leaves snapshots a flush did not get to (it was cut short by the stop) to the next
+    /// one, which writes them unless it has a fresher state of the same pet.
+    pub fn leave(&self, mut snaps: Vec<Snapshot>) {
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        if left.is_empty() {
+            *left = snaps;
+        } else {
+            left.append(&mut snaps);
+        }
+    }
+
+    /// Takes what an earlier flush left (see [`Self::leave`]).
+    pub fn take_left(&self) -> Vec<Snapshot> {
+        std::mem::take(&mut *self.left.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Makes room for about `pets` more listed pets (loading: every pet changes on its first
+    /// tick), so the lists do not regrow and copy themselves on the way.
+    pub fn reserve(&self, pets: usize) {
+        let each = pets.div_ceil(self.shards.len());
+        for shard in &self.shards {
+            shard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reserve(each);
+        }
+    }
+
     /// Records a pet's new state in its cell, listing the cell if it is not listed yet.
     pub fn mark(&self, cell: &Arc<PetCell>, state: PetState, at: i64) {
         cell.store(state, at);
@@ -165,15 +209,17 @@ impl DirtyPets {
         }
     }
 
-    /// Pets waiting for the next flush (a pet with a newer listed state and a restored
-    /// older one counts twice: this is for metrics and logs).
+    /// Pets waiting for the next flush (a pet with a newer listed state and a restored or
+    /// left older one counts twice: this is for metrics and logs).
     pub fn len(&self) -> usize {
         let listed: usize = self
             .shards
             .iter()
             .map(|s| s.lock().map(|v| v.len()).unwrap_or(0))
             .sum();
-        listed + self.restored.lock().map(|m| m.len()).unwrap_or(0)
+        listed
+            + self.restored.lock().map(|m| m.len()).unwrap_or(0)
+            + self.left.lock().map(|v| v.len()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {

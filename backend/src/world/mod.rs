@@ -1,9 +1,10 @@
-//! The pet core: where a live pet's state lives ([`PetCell`]), who writes it (its arbiter's
+//! The pet core: where a live pet lives ([`PetCell`]), who writes it (its arbiter's
 //! [`Ticker`] for ticks, its [`PetActor`] for feeds and treats, both through [`DirtyPets`]),
 //! who reads it (the actor for viewers, the persister for the database), how pets are
-//! found ([`PetRegistry`]) and how they are brought to life ([`World::start_pet`],
-//! [`loader`]). The pet actor itself lives in `actors/pet.rs`; it and this module are one
-//! layer, below the services and the HTTP/WebSocket edges, above the database.
+//! found and reached ([`PetRegistry`], which starts a pet's actor only while someone talks to
+//! it) and how they are brought to life ([`World::start_pet`], [`loader`]). The pet actor
+//! itself lives in `actors/pet.rs`; it and this module are one layer, below the services and
+//! the HTTP/WebSocket edges, above the database.
 //!
 //! [`Ticker`]: ticker::Ticker
 //! [`PetActor`]: crate::actors::pet::PetActor
@@ -20,11 +21,13 @@ pub use registry::PetRegistry;
 
 use crate::actors::persister::Persister;
 use crate::actors::pet::PetActor;
+use crate::clock::now_ms;
 use crate::metrics::Metrics;
-use actix::{Actor, Addr};
+use actix::{Actor, Addr, AsyncContext};
 use livepet_shared::{PetId, PetState, Rules, Species, UserId};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
+use ticker::Ticker;
 
 /// Everything needed to bring a pet to life.
 #[derive(Debug, Clone)]
@@ -37,7 +40,7 @@ pub struct PetRecord {
     pub state: PetState,
 }
 
-/// Shared by every pet actor.
+/// The pets of this process and what they share.
 pub struct World {
     pub rules: Rules,
     pub tick: Duration,
@@ -57,18 +60,34 @@ pub struct AlreadyLive {
 }
 
 impl World {
-    /// Starts one pet on its arbiter and registers it, unless its id is already live (then
-    /// nothing starts). The actor starts asynchronously; send it a message and await the
-    /// reply to know it is running.
+    /// Brings one pet to life: registers its cell, has its arbiter's ticker tick it, and
+    /// starts its actor (asynchronously: send it a message and await the reply to know it is
+    /// running). Unless its id is already live: then nothing changes.
     pub fn try_start_pet(self: &Arc<Self>, rec: PetRecord) -> Result<Addr<PetActor>, AlreadyLive> {
+        self.registry.bind(self);
         let id = rec.id;
+        let cell = PetCell::new(rec, now_ms());
+        if !cell.state().alive {
+            // Nothing to bring to life: an actor that shows the stored state and stops.
+            let world = Arc::clone(self);
+            return Ok(PetActor::start_in_arbiter(
+                self.registry.arbiter_for(id),
+                move |ctx| PetActor::new(cell, ctx.address().downgrade(), world),
+            ));
+        }
+        let addr = self
+            .registry
+            .insert_new(self, cell.clone())
+            .map_err(|live| AlreadyLive { id, live })?;
+        self.metrics.pets_alive.inc();
+        cell.set_flag(PetCell::LIVE, true);
         let world = Arc::clone(self);
-        let arbiter = self.registry.arbiter_for(id);
-        self.registry
-            .insert_new(id, || {
-                PetActor::start_in_arbiter(arbiter, move |_| PetActor::new(rec, world))
-            })
-            .map_err(|live| AlreadyLive { id, live })
+        if !self.registry.arbiter_for(id).spawn_fn(move || {
+            Ticker::of_this_thread(&world).add(cell);
+        }) {
+            log::error!("pet {id}'s arbiter is stopped; it does not tick");
+        }
+        Ok(addr)
     }
 
     /// Like [`try_start_pet`](Self::try_start_pet), but when the id is already live it
@@ -80,47 +99,54 @@ impl World {
         })
     }
 
-    /// Starts many pets, each batch built directly on its own arbiter thread (one message per
-    /// arbiter, not one per pet). Blocks until all of them are running; call it from a
-    /// blocking thread. Returns how many started (an id already live is not started again).
-    pub fn start_many(self: &Arc<Self>, recs: Vec<PetRecord>) -> usize {
-        let n = self.registry.arbiter_count();
-        let mut per: Vec<Vec<PetRecord>> = (0..n).map(|_| Vec::new()).collect();
-        for rec in recs {
-            per[self.registry.arbiter_index(rec.id)].push(rec);
-        }
-        let (tx, rx) = mpsc::channel();
-        let mut sent = 0;
-        for (i, batch) in per.into_iter().enumerate() {
-            if batch.is_empty() {
-                continue;
-            }
+    /// Makes room for about `pets` more live pets (loading), so the registry, the dirty set
+    /// and the tickers do not regrow (and copy themselves) on the way. Returns at once; the
+    /// tickers make their room on their own threads.
+    pub fn expect(self: &Arc<Self>, pets: usize) {
+        self.registry.reserve(pets);
+        self.dirty.reserve(pets);
+        let each = pets.div_ceil(self.registry.arbiter_count());
+        for i in 0..self.registry.arbiter_count() {
             let world = Arc::clone(self);
-            let tx = tx.clone();
-            let accepted = self.registry.arbiter(i).spawn_fn(move || {
-                let mut started = 0;
-                for rec in batch {
-                    let id = rec.id;
-                    let actor = PetActor::new(rec, Arc::clone(&world));
-                    match world.registry.insert_new(id, || actor.start()) {
-                        Ok(_) => started += 1,
-                        Err(_) => log::error!("pet {id} is already alive; not started twice"),
-                    }
-                }
-                // Answer from a task queued behind the actors just spawned: the arbiter runs
-                // its tasks in order, so by then each has run `started` (it is ticking and
-                // counted in `livepet_pets_alive`), not merely been registered.
-                actix::spawn(async move {
-                    let _ = tx.send(started);
-                });
+            self.registry.arbiter(i).spawn_fn(move || {
+                Ticker::of_this_thread(&world).reserve(each);
             });
-            if accepted {
-                sent += 1;
-            } else {
-                log::error!("arbiter {i} is stopped; its pets were not started");
-            }
         }
-        drop(tx);
-        rx.iter().take(sent).sum()
+    }
+
+    /// Brings many pets to life on arbiter `index` (every one must live there): registers
+    /// their cells and adds them to that thread's ticker, on that thread, without starting
+    /// any actor. Calls `done` with how many came to life (an id already live is not started
+    /// twice) once they tick. Returns false if the arbiter is stopped (then nothing happens).
+    pub fn start_on_arbiter(
+        self: &Arc<Self>,
+        index: usize,
+        recs: Vec<PetRecord>,
+        done: impl FnOnce(usize) + Send + 'static,
+    ) -> bool {
+        self.registry.bind(self);
+        let world = Arc::clone(self);
+        self.registry.arbiter(index).spawn_fn(move || {
+            let at = now_ms();
+            let cells: Vec<Arc<PetCell>> = recs
+                .into_iter()
+                .filter(|rec| rec.state.alive)
+                .map(|rec| PetCell::new(rec, at))
+                .collect();
+            let fresh = world.registry.insert_many(&cells);
+            let ticker = Ticker::of_this_thread(&world);
+            let mut started = 0;
+            for (cell, fresh) in cells.into_iter().zip(fresh) {
+                if !fresh {
+                    log::error!("pet {} is already alive; not started twice", cell.id());
+                    continue;
+                }
+                cell.set_flag(PetCell::LIVE, true);
+                ticker.add(cell);
+                started += 1;
+            }
+            world.metrics.pets_alive.add(started as i64);
+            done(started);
+        })
     }
 }

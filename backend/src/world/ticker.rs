@@ -1,7 +1,7 @@
 //! Ticker: one per arbiter thread, the clock of every pet living on that thread.
 //!
-//! A pet is an actor for everything that comes from outside (feed, treat, watch, get), but
-//! its ticks do not go through its mailbox: the thread's ticker applies them to the pet's
+//! A pet has an actor for everything that comes from outside (feed, treat, watch, get), but
+//! its ticks do not go through a mailbox: the thread's ticker applies them to the pet's
 //! [`PetCell`] directly, a slot of pets at a time. The period is cut into 100 ms slots on a
 //! monotonic grid and each pet has one slot (spread by id), so a thread wakes ten times a
 //! second and touches one small cell per pet, instead of waking a million actor tasks
@@ -80,6 +80,16 @@ impl Ticker {
         slots[slot as usize].push(cell);
     }
 
+    /// Makes room for about `pets` more pets (spread evenly over the slots by the hash in
+    /// [`add`](Self::add)), so loading does not regrow and copy every slot on the way.
+    pub fn reserve(&self, pets: usize) {
+        let mut slots = self.slots.borrow_mut();
+        let each = pets / slots.len();
+        for slot in slots.iter_mut() {
+            slot.reserve(each + each / 32 + 16);
+        }
+    }
+
     async fn run(self: Rc<Self>) {
         let slots = self.slots.borrow().len() as u64;
         let origin = Instant::now();
@@ -120,7 +130,7 @@ impl Ticker {
         self.slots.borrow_mut()[slot].retain(|cell| {
             let flags = cell.flags();
             if flags & PetCell::LIVE == 0 {
-                return false; // its actor stopped
+                return false; // it left the world
             }
             if flags & PetCell::TICKED == 0 {
                 cell.set_flag(PetCell::TICKED, true);
@@ -154,9 +164,15 @@ impl Ticker {
         if firsts > 0 {
             world.metrics.first_ticks_total.inc_by(firsts);
         }
-        // Only watched and dying pets are told, so these lookups are few.
+        // Only watched and dying pets are told, so these lookups are few. A watched pet's
+        // actor is running (its viewers hold it); a dying pet gets one if it has none, to
+        // record the death and show it once durable.
         for (id, what) in tell {
-            match world.registry.get(id) {
+            let actor = match what {
+                Ticked::Changed => world.registry.get_running(id),
+                Ticked::Died => world.registry.get(id),
+            };
+            match actor {
                 Some(addr) => addr.do_send(what),
                 None if what == Ticked::Died => {
                     log::warn!(
