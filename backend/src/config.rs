@@ -226,6 +226,28 @@ pub struct ServeArgs {
     /// (default: the address the server listens on).
     #[arg(long, env = "LIVEPET_PUBLIC_URL", value_parser = mail::parse_public_url)]
     pub public_url: Option<String>,
+
+    /// Run as one node of a cluster: the NATS server the nodes talk through, e.g.
+    /// nats://127.0.0.1:4222. Needs a PostgreSQL DATABASE_URL shared by every node; the nodes
+    /// share the pets between them and take over a failed node's. Without it: one node.
+    #[arg(long, env = "LIVEPET_NATS_URL", help_heading = "Cluster")]
+    pub nats_url: Option<String>,
+
+    /// This node's name in the cluster, unique among its nodes (default: host name and port).
+    #[arg(long, env = "LIVEPET_NODE_NAME", help_heading = "Cluster")]
+    pub node_name: Option<String>,
+
+    /// Milliseconds a node's lease on its shards lasts without renewal: how long a crashed or
+    /// cut-off node's pets wait before other nodes take them over.
+    #[arg(long, env = "LIVEPET_LEASE_TTL_MS", default_value_t = 10_000, help_heading = "Cluster",
+          value_parser = clap::value_parser!(u64).range(200..=600_000))]
+    pub lease_ttl_ms: u64,
+
+    /// Milliseconds between two heartbeats of a node (renewing its leases, seeing who is
+    /// alive); under half the lease.
+    #[arg(long, env = "LIVEPET_HEARTBEAT_MS", default_value_t = 2_000, help_heading = "Cluster",
+          value_parser = clap::value_parser!(u64).range(50..=300_000))]
+    pub heartbeat_ms: u64,
 }
 
 /// Parses `--smtp-url` with an error of its own: clap's usual one repeats the value, and
@@ -255,6 +277,15 @@ impl clap::builder::TypedValueParser for SmtpUrlParser {
             .parse()
             .map_err(|e: String| invalid(&e))
     }
+}
+
+/// This machine's host name (for a node's default name).
+fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_str()
+        .map(str::to_string)
+        .unwrap_or_else(|_| "livepet".into())
 }
 
 impl ServeArgs {
@@ -295,7 +326,45 @@ impl ServeArgs {
             // a server on PostgreSQL does not write into the working directory.
             mail_dir: None,
             public_url: None,
+            nats_url: None,
+            node_name: None,
+            lease_ttl_ms: 10_000,
+            heartbeat_ms: 2_000,
         }
+    }
+
+    /// Cluster mode's settings, or `None` for one node; an error for a combination that
+    /// cannot work (SQLite, a heartbeat as long as half the lease). `port`: where this node
+    /// listens, for its default name.
+    pub fn cluster(&self, port: u16) -> anyhow::Result<Option<crate::cluster::ClusterConfig>> {
+        let Some(nats_url) = self.nats_url.clone() else {
+            return Ok(None);
+        };
+        if matches!(self.db.database_url, DbUrl::Sqlite(_)) {
+            anyhow::bail!(
+                "--nats-url needs a PostgreSQL DATABASE_URL shared by every node (SQLite is one \
+                 node's file); set DATABASE_URL=postgres://... or drop --nats-url"
+            );
+        }
+        if self.heartbeat_ms * 2 >= self.lease_ttl_ms {
+            anyhow::bail!(
+                "--heartbeat-ms ({}) must be under half of --lease-ttl-ms ({}), so a lease is \
+                 renewed at least twice before it expires",
+                self.heartbeat_ms,
+                self.lease_ttl_ms
+            );
+        }
+        let node = match &self.node_name {
+            Some(n) if !n.trim().is_empty() => n.trim().to_string(),
+            Some(_) => anyhow::bail!("--node-name is empty"),
+            None => format!("{}:{port}", host_name()),
+        };
+        Ok(Some(crate::cluster::ClusterConfig {
+            nats_url,
+            node,
+            lease_ttl: Duration::from_millis(self.lease_ttl_ms),
+            heartbeat: Duration::from_millis(self.heartbeat_ms),
+        }))
     }
 
     pub fn tick(&self) -> Duration {

@@ -51,7 +51,7 @@ fn offenders(folders: &[&str], forbidden: &[&str]) -> Vec<String> {
 #[test]
 fn only_main_and_lib_know_startup() {
     let all = [
-        "actors", "api", "db", "services", "state", "world", "ws", "error", "seed",
+        "actors", "api", "cluster", "db", "services", "state", "world", "ws", "error", "seed",
     ];
     assert_eq!(offenders(&all, &["startup"]), Vec::<String>::new());
 }
@@ -60,6 +60,20 @@ fn only_main_and_lib_know_startup() {
 fn the_core_never_imports_services_or_edges() {
     let up = ["api", "ws", "startup", "state", "services"];
     assert_eq!(offenders(&["world", "actors"], &up), Vec::<String>::new());
+}
+
+#[test]
+fn the_core_never_imports_the_cluster() {
+    assert_eq!(
+        offenders(&["world", "actors", "db"], &["cluster"]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_cluster_never_imports_services_or_edges() {
+    let up = ["api", "ws", "startup", "state", "services"];
+    assert_eq!(offenders(&["cluster"], &up), Vec::<String>::new());
 }
 
 #[test]

@@ -4,12 +4,15 @@
 //! Layers, each depending only on the ones below it (a test in `layering.rs` checks):
 //! - edges: `api` (HTTP) and `ws` (WebSocket), started by `startup`, sharing `state`;
 //! - `services`: operations both edges use (accounts, pets, treats);
+//! - `cluster`: several nodes as one world (leases in PostgreSQL, traffic on NATS), used by
+//!   the services to reach pets on other nodes; only with `--nats-url`;
 //! - the pet core: `world` (cells, dirty set, ticker, registry, loading) and `actors`;
 //! - `db`: connections, rows and queries; beside everything, `config`, `metrics`, `clock`.
 
 pub mod actors;
 pub mod api;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -2,7 +2,10 @@
 //! around explicitly (no globals), so in-process tests can run several servers side by side.
 
 use prometheus::core::Collector;
-use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry,
+};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::OnceLock;
 
@@ -49,6 +52,20 @@ pub struct Metrics {
     pub connections_refused_total: IntCounter,
     /// Connections the kernel could not hand over (out of file descriptors, usually).
     pub accept_errors_total: IntCounter,
+    /// Cluster mode: nodes this node sees alive (itself included); 1 on a single node.
+    pub cluster_nodes: IntGauge,
+    /// Cluster mode: shards whose lease this node holds (all 1,024 on a single node).
+    pub owned_shards: IntGauge,
+    /// Requests to pets owned by another node, by operation and outcome.
+    pub remote_requests_total: IntCounterVec,
+    /// How long those requests took, by operation.
+    pub remote_request_seconds: HistogramVec,
+    pub lease_renew_failures_total: IntCounter,
+    /// Pet rows a flush left unwritten because this node no longer held their shard.
+    pub fenced_rows_total: IntCounter,
+    pub shards_acquired_total: IntCounter,
+    pub shards_handed_off_total: IntCounter,
+    pub shards_lost_total: IntCounter,
     /// When the last successful flush finished (ms since the epoch); the lag is computed from
     /// it at scrape time so it keeps growing while the database is away.
     last_flush_ok_ms: AtomicI64,
@@ -188,6 +205,65 @@ impl Metrics {
                 &r,
                 "livepet_accept_errors_total",
                 "Failed accepts (usually out of file descriptors); each episode is logged once",
+            ),
+            cluster_nodes: int_gauge(
+                &r,
+                "livepet_cluster_nodes",
+                "Nodes this node sees alive, itself included",
+            ),
+            owned_shards: int_gauge(
+                &r,
+                "livepet_owned_shards",
+                "Shards of pets whose lease this node holds",
+            ),
+            remote_requests_total: registered(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "livepet_remote_requests_total",
+                        "Requests to pets owned by another node, by operation and outcome",
+                    ),
+                    &["op", "outcome"],
+                ),
+            ),
+            remote_request_seconds: registered(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "livepet_remote_request_seconds",
+                        "Round trip of requests to pets owned by another node",
+                    )
+                    .buckets(vec![
+                        0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        5.0,
+                    ]),
+                    &["op"],
+                ),
+            ),
+            lease_renew_failures_total: counter(
+                &r,
+                "livepet_lease_renew_failures_total",
+                "Heartbeats that could not renew this node's leases",
+            ),
+            fenced_rows_total: counter(
+                &r,
+                "livepet_fenced_rows_total",
+                "Pet rows a flush did not write because this node no longer held their shard",
+            ),
+            shards_acquired_total: counter(
+                &r,
+                "livepet_shards_acquired_total",
+                "Shards this node took a lease on and loaded",
+            ),
+            shards_handed_off_total: counter(
+                &r,
+                "livepet_shards_handed_off_total",
+                "Shards this node flushed and released for another node",
+            ),
+            shards_lost_total: counter(
+                &r,
+                "livepet_shards_lost_total",
+                "Shards whose lease expired under this node (its pets stopped unwritten)",
             ),
             last_flush_ok_ms: AtomicI64::new(0),
             origin: std::time::Instant::now(),

@@ -8,6 +8,7 @@ use crate::actors::presence::{Presence, Shutdown};
 use crate::actors::treat_refresher::TreatRefresher;
 use crate::api::connections::{self, ConnectionGate};
 use crate::api::headers::SecurityHeaders;
+use crate::cluster::Cluster;
 use crate::config::ServeArgs;
 use crate::db;
 use crate::db::lock::DbLock;
@@ -16,9 +17,11 @@ use crate::services::accounts::Accounts;
 use crate::services::limits::UserLimits;
 use crate::services::mail::{self, Links, Mailer};
 use crate::services::sockets::LiveSockets;
+use crate::services::sockets::Revocation;
 use crate::services::Services;
 use crate::state::{split_origin, AppState, EdgeSettings};
-use crate::world::{loader, DirtyPets, PetRegistry, World};
+use crate::world::fence::SHARDS;
+use crate::world::{loader, DirtyPets, Fence, PetRegistry, World};
 use actix::{Actor, Addr, SyncArbiter};
 use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
@@ -41,8 +44,10 @@ pub struct Application {
     shutdown_timeout: Duration,
     started_pets: usize,
     state: web::Data<AppState>,
-    /// Held until the final flush is done: no other server may use the database before.
-    lock: DbLock,
+    /// Held until the final flush is done: no other server may use the database before. A
+    /// cluster's nodes share their database (fenced by shard leases instead): `None`.
+    lock: Option<DbLock>,
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Application {
@@ -52,17 +57,28 @@ impl Application {
         let began = Instant::now();
         let url = cfg.db.database_url.clone();
         let files = connections::raise_open_file_limit();
+        // A cluster setting that cannot work is refused before anything is touched.
+        let clustered = cfg.cluster(0)?.is_some();
 
         // First of all: a second server on this database stops here, before it touches it.
-        let lock_url = url.clone();
-        let lock = actix_web::rt::task::spawn_blocking(move || DbLock::acquire(&lock_url))
-            .await
-            .context("database lock task failed")??;
+        let lock = if clustered {
+            None
+        } else {
+            let lock_url = url.clone();
+            Some(
+                actix_web::rt::task::spawn_blocking(move || DbLock::acquire(&lock_url))
+                    .await
+                    .context("database lock task failed")??,
+            )
+        };
 
         let listener = TcpListener::bind(&cfg.bind)
             .with_context(|| format!("cannot listen on {}", cfg.bind))?;
         let addr = listener.local_addr()?;
-        lock.record_holder(&addr.to_string());
+        if let Some(lock) = &lock {
+            lock.record_holder(&addr.to_string());
+        }
+        let cluster_cfg = cfg.cluster(addr.port())?;
 
         let migrate_url = url.clone();
         actix_web::rt::task::spawn_blocking(move || {
@@ -96,10 +112,14 @@ impl Application {
             .open_files_limit
             .set(i64::try_from(files.soft).unwrap_or(i64::MAX));
         let dirty = Arc::new(DirtyPets::new(threads));
+        let fence = cluster_cfg
+            .as_ref()
+            .map(|c| Arc::new(Fence::new(c.node.clone())));
         let persister = {
-            let (url, dirty, metrics) = (url.clone(), dirty.clone(), metrics.clone());
+            let (url, dirty, metrics, fence) =
+                (url.clone(), dirty.clone(), metrics.clone(), fence.clone());
             SyncArbiter::start(1, move || {
-                Persister::new(url.clone(), dirty.clone(), metrics.clone())
+                Persister::new(url.clone(), dirty.clone(), metrics.clone(), fence.clone())
             })
         };
         let world = Arc::new(World {
@@ -109,34 +129,69 @@ impl Application {
             dirty,
             metrics: metrics.clone(),
             persister: persister.clone(),
+            fence: fence.clone(),
         });
 
-        log::info!(
-            "loading live pets from {url} onto {threads} arbiter(s), tick {} ms",
-            cfg.tick_ms
-        );
-        let loader_world = world.clone();
-        let load_url = url.clone();
-        let started_pets = actix_web::rt::task::spawn_blocking(move || {
-            loader::load_pets(&load_url, &loader_world)
-        })
-        .await
-        .context("pet loader task failed")??;
-        let secs = began.elapsed().as_secs_f64();
-        metrics.startup_seconds.set(secs);
-        log::info!(
-            "{started_pets} pets ticking {secs:.2} s after start ({:.0} pets/s)",
-            started_pets as f64 / secs.max(1e-9)
-        );
+        let started_pets = if cluster_cfg.is_some() {
+            // A node loads the pets of the shards it takes, as it takes them.
+            0
+        } else {
+            metrics.cluster_nodes.set(1);
+            metrics.owned_shards.set(SHARDS as i64);
+            log::info!(
+                "loading live pets from {url} onto {threads} arbiter(s), tick {} ms",
+                cfg.tick_ms
+            );
+            let loader_world = world.clone();
+            let load_url = url.clone();
+            let started_pets = actix_web::rt::task::spawn_blocking(move || {
+                loader::load_pets(&load_url, &loader_world)
+            })
+            .await
+            .context("pet loader task failed")??;
+            let secs = began.elapsed().as_secs_f64();
+            metrics.startup_seconds.set(secs);
+            log::info!(
+                "{started_pets} pets ticking {secs:.2} s after start ({:.0} pets/s)",
+                started_pets as f64 / secs.max(1e-9)
+            );
+            started_pets
+        };
 
         let presence = Presence::new(metrics.clone()).start();
-        TreatRefresher::new(
+        let cluster = match (cluster_cfg, &fence) {
+            (Some(cc), Some(fence)) => {
+                let heartbeat = cc.heartbeat;
+                let cluster = Cluster::start(
+                    cc,
+                    fence.clone(),
+                    world.clone(),
+                    url.clone(),
+                    pool.clone(),
+                    presence.clone(),
+                    addr.to_string(),
+                )
+                .await?;
+                Some((cluster, heartbeat))
+            }
+            _ => None,
+        };
+        let refresher = TreatRefresher::new(
             pool.clone(),
             Duration::from_millis(cfg.treat_refresh_ms),
             rules.max_treats,
             presence.clone(),
-        )
-        .start();
+        );
+        match &cluster {
+            Some((c, heartbeat)) => {
+                let c = c.clone();
+                refresher
+                    .taking_turns(Box::new(move || c.runs_chores()), *heartbeat * 4)
+                    .start()
+            }
+            None => refresher.start(),
+        };
+        let cluster = cluster.map(|(c, _)| c);
         actix_web::rt::spawn(persist_loop(persister, cfg.persist_every()));
 
         let static_dir = cfg
@@ -163,6 +218,7 @@ impl Application {
                 limits: UserLimits::new(cfg.limits()),
                 mailer,
                 links,
+                cluster: cluster.clone(),
             },
             settings: EdgeSettings {
                 allowed_origins: cfg.allowed_origins.clone(),
@@ -175,6 +231,27 @@ impl Application {
             },
             started: began,
         });
+        if let Some(c) = &cluster {
+            // Revocations reach the sockets on every node.
+            let to_others = c.clone();
+            state
+                .services
+                .live
+                .tell_elsewhere(Box::new(move |user, revocation| {
+                    if let Ok(v) = serde_json::to_value(revocation) {
+                        to_others.sessions_ended(user, v);
+                    }
+                }));
+            let here = state.clone();
+            c.on_sessions_ended(Box::new(move |user, v| {
+                match serde_json::from_value::<Revocation>(v) {
+                    Ok(r) => {
+                        here.services.live.end_here(user, r.ending());
+                    }
+                    Err(e) => log::warn!("cluster: a revocation that does not parse: {e}"),
+                }
+            }));
+        }
         actix_web::rt::spawn(housekeeping(state.clone()));
         actix_web::rt::spawn(watch_accept_errors(metrics.clone()));
         let app_state = state.clone();
@@ -236,6 +313,7 @@ impl Application {
             started_pets,
             state: app_state,
             lock,
+            cluster,
         })
     }
 
@@ -289,9 +367,16 @@ impl Application {
             shutdown_timeout,
             lock,
             state,
+            cluster,
             ..
         } = self;
         handle.pause().await;
+        if let Some(c) = &cluster {
+            // Before the pets stop here: each shard's pets are written and started by their
+            // next owner, with no tick lost.
+            let (shards, pets) = c.leave().await;
+            log::info!("cluster: left; {shards} shard(s) and {pets} pet(s) went to other nodes");
+        }
         log::info!("stopping {} pet(s)", world.registry.len());
         let stopping = world.clone();
         actix_web::rt::task::spawn_blocking(move || stopping.registry.stop_all())
@@ -350,9 +435,11 @@ impl Application {
             report.seconds,
             world.metrics.ticks_total.get()
         );
-        actix_web::rt::task::spawn_blocking(move || lock.release())
-            .await
-            .context("releasing the database lock")?;
+        if let Some(lock) = lock {
+            actix_web::rt::task::spawn_blocking(move || lock.release())
+                .await
+                .context("releasing the database lock")?;
+        }
         Ok(report)
     }
 }

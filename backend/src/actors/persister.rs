@@ -21,8 +21,10 @@ use crate::db::queries::BulkCommit;
 use crate::db::{queries, DbConn, DbUrl};
 use crate::metrics::Metrics;
 use crate::world::dirty::PendingDeath;
-use crate::world::{DirtyPets, Snapshot};
+use crate::world::fence::shard_of;
+use crate::world::{DirtyPets, Fence, Snapshot};
 use actix::prelude::*;
+use livepet_shared::PetId;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,13 +83,20 @@ pub struct Persister {
     failing: bool,
     /// The final flush has run: from now on nothing is left to a later one.
     final_done: bool,
+    /// Cluster mode: write a pet only under the lease this node holds on its shard.
+    fence: Option<Arc<Fence>>,
 }
 
 impl Persister {
     /// Also records the SQLite file's identity (the database is migrated by now, so the file
     /// exists) and has `/metrics` read the dirty set, the pending deaths and the file's state
     /// at each scrape, so they stay live while flushes fail.
-    pub fn new(url: DbUrl, dirty: Arc<DirtyPets>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        url: DbUrl,
+        dirty: Arc<DirtyPets>,
+        metrics: Arc<Metrics>,
+        fence: Option<Arc<Fence>>,
+    ) -> Self {
         if let DbUrl::Sqlite(path) = &url {
             if let Err(e) = dirty.file.record(Path::new(path)) {
                 log::warn!(
@@ -110,6 +119,7 @@ impl Persister {
             metrics,
             failing: false,
             final_done: false,
+            fence,
         }
     }
 
@@ -141,6 +151,8 @@ impl Persister {
         let what = if last { "final flush" } else { "flush" };
         let dirty = Arc::clone(&self.dirty);
         let may_yield = kind == Write::Flush && !self.final_done;
+        let fence = self.fence.clone();
+        let mut fenced = 0usize;
         let result = (|| {
             let db = |e: diesel::result::Error| PersistError(e.to_string());
             let conn = self.connection()?;
@@ -160,7 +172,21 @@ impl Persister {
                     queries::set_bulk_commit(conn, BulkCommit::Durable).map_err(db)?;
                 }
                 let rows: Vec<PetStateRow> = batch.iter().map(PetStateRow::from).collect();
-                queries::write_snapshots(conn, &rows).map_err(db)?;
+                match &fence {
+                    None => {
+                        queries::write_snapshots(conn, &rows).map_err(db)?;
+                    }
+                    Some(fence) => {
+                        let epochs: Vec<i64> = rows
+                            .iter()
+                            .map(|r| fence.epoch(shard_of(PetId(r.id))))
+                            .collect();
+                        let wrote =
+                            queries::write_snapshots_fenced(conn, &rows, &epochs, &fence.node)
+                                .map_err(db)?;
+                        fenced += rows.len().saturating_sub(wrote);
+                    }
+                }
                 written += batch.len();
                 // A long flush (millions of pets, a slow database) shows that it is moving,
                 // how fast, and how much is left.
@@ -182,6 +208,14 @@ impl Persister {
             }
             Ok(())
         })();
+        if fenced > 0 {
+            // Not an error: these pets belong to another node now, which has their state.
+            self.metrics.fenced_rows_total.inc_by(fenced as u64);
+            log::warn!(
+                "{what}: {fenced} pet state(s) not written: this node no longer holds the \
+                 lease of their shard (another node owns them now)"
+            );
+        }
         // A file replaced while this wrote took these writes with it.
         if let Err(why) = self.dirty.file.check() {
             return (0, Err(PersistError(why)));

@@ -39,7 +39,15 @@ pub struct PetFrame {
     pub alive: bool,
     /// The `{"type":"pet",…}` JSON text, shared by every viewer of this change.
     pub json: Arc<str>,
+    /// Not a frame to show: the pet moved to another node (cluster mode), and the viewer is to
+    /// watch it there. `json` is empty.
+    pub moved: bool,
 }
+
+/// The pet's shard moves to another node (cluster mode): tell every viewer it moved, and stop.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Moved;
 
 /// Why a pet refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -281,6 +289,7 @@ impl PetActor {
         Some(PetFrame {
             pet_id: self.cell.id(),
             alive,
+            moved: false,
             json: encode(&ServerMsg::Pet { pet: view })?,
         })
     }
@@ -384,6 +393,25 @@ impl Handler<Release> for PetActor {
     type Result = ();
 
     fn handle(&mut self, _: Release, ctx: &mut Context<Self>) {
+        self.ending = true;
+        ctx.stop();
+    }
+}
+
+impl Handler<Moved> for PetActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Moved, ctx: &mut Context<Self>) {
+        let moved = PetFrame {
+            pet_id: self.cell.id(),
+            alive: true,
+            json: Arc::from(""),
+            moved: true,
+        };
+        for (_, viewer) in &self.viewers {
+            let _ = viewer.try_send(moved.clone());
+        }
+        self.drop_viewers();
         self.ending = true;
         ctx.stop();
     }

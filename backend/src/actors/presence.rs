@@ -111,6 +111,8 @@ pub struct ActiveOwner {
 pub struct TreatsChanged {
     pub user: UserId,
     pub available: u32,
+    /// It changed on another node (cluster mode), which has told the others itself.
+    pub elsewhere: bool,
 }
 
 /// Every user was topped up to `available`: tell every session.
@@ -118,7 +120,42 @@ pub struct TreatsChanged {
 #[rtype(result = "()")]
 pub struct TreatsRefreshed {
     pub available: u32,
+    /// The top-up ran on another node (cluster mode), which has told the others itself.
+    pub elsewhere: bool,
 }
+
+/// Cluster mode: where this node's changes go from now on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetOutbox(pub Outbox);
+
+/// Cluster mode: another node (its [`remote_viewer`]) shows this pet now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteJoin {
+    pub node: ViewerId,
+    pub pet: ActivePet,
+}
+
+/// Cluster mode: no session on that node shows the pet any more.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteLeave {
+    pub node: ViewerId,
+    pub pet: PetId,
+}
+
+/// Cluster mode: that node is gone; the pets only it showed leave the list.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteGone {
+    pub node: ViewerId,
+}
+
+/// Cluster mode: the pets sessions on this node show (told to a node that just started).
+#[derive(Message)]
+#[rtype(result = "Vec<ActivePet>")]
+pub struct LocalActive;
 
 /// Where a pet sorts: by name without regard to case, then by id, so the order is total.
 type SortKey = (Box<str>, PetId);
@@ -189,6 +226,47 @@ pub struct Presence {
     /// Something changed since the last flush that some page may not have heard of yet.
     pending: bool,
     metrics: Arc<Metrics>,
+    /// Cluster mode: the other nodes, each one viewer (see [`remote_viewer`]) that shows the
+    /// pets its sessions show, with those pets.
+    remote: HashMap<ViewerId, HashSet<PetId>>,
+    /// Cluster mode: where this node's own changes go (to the other nodes).
+    outbox: Option<Outbox>,
+}
+
+/// Sends what changed on this node to the other nodes (cluster mode).
+pub type Outbox = Box<dyn Fn(Outgoing) + Send>;
+
+/// A change on this node the other nodes must hear of (cluster mode).
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// A pet became active here (its first session on this node shows it).
+    Joined(ActivePet),
+    /// No session on this node shows the pet any more.
+    Left(PetId),
+    Treats {
+        user: UserId,
+        available: u32,
+    },
+    TreatsRefreshed {
+        available: u32,
+    },
+}
+
+/// Viewer ids with this bit stand for another node (cluster mode); a session's own id counts
+/// up from 1 and never reaches it.
+const REMOTE: ViewerId = 1 << 63;
+
+/// The viewer that stands for another node in this node's active list: one per node, showing
+/// every pet some session on that node shows.
+pub fn remote_viewer(node: &str) -> ViewerId {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    node.hash(&mut h);
+    h.finish() | REMOTE
+}
+
+fn is_local(viewer: ViewerId) -> bool {
+    viewer & REMOTE == 0
 }
 
 impl Presence {
@@ -200,7 +278,39 @@ impl Presence {
             pages: HashMap::new(),
             pending: false,
             metrics,
+            remote: HashMap::new(),
+            outbox: None,
         }
+    }
+
+    fn tell_others(&self, what: Outgoing) {
+        if let Some(out) = &self.outbox {
+            out(what);
+        }
+    }
+
+    /// Makes `pet` active for `viewer` (a session here or another node); returns whether it
+    /// was the first viewer on this node.
+    fn join(&mut self, viewer: ViewerId, pet: ActivePet) -> bool {
+        let id = pet.id;
+        let entry = self.active.entry(id).or_insert_with(|| {
+            let key = sort_key(&pet);
+            Active {
+                info: pet,
+                key,
+                viewers: HashSet::new(),
+            }
+        });
+        let joins = entry.viewers.is_empty();
+        let first_here = is_local(viewer) && !entry.viewers.iter().any(|v| is_local(*v));
+        entry.viewers.insert(viewer);
+        if joins {
+            let key = entry.key.clone();
+            self.order.insert(key);
+            self.changed();
+        }
+        self.metrics.active_pets.set(self.active.len() as i64);
+        first_here
     }
 
     fn total(&self) -> u64 {
@@ -276,7 +386,12 @@ impl Presence {
             s.showing.remove(&pet);
         }
         if let Some(a) = self.active.get_mut(&pet) {
-            a.viewers.remove(&viewer);
+            let removed = a.viewers.remove(&viewer);
+            if removed && is_local(viewer) && !a.viewers.iter().any(|v| is_local(*v)) {
+                if let Some(out) = &self.outbox {
+                    out(Outgoing::Left(pet));
+                }
+            }
             if a.viewers.is_empty() {
                 if let Some(gone) = self.active.remove(&pet) {
                     self.order.remove(&gone.key);
@@ -472,22 +587,10 @@ impl Handler<Join> for Presence {
             return;
         };
         session.showing.insert(id);
-        let entry = self.active.entry(id).or_insert_with(|| {
-            let key = sort_key(&msg.pet);
-            Active {
-                info: msg.pet,
-                key,
-                viewers: HashSet::new(),
-            }
-        });
-        let joins = entry.viewers.is_empty();
-        entry.viewers.insert(msg.viewer);
-        if joins {
-            let key = entry.key.clone();
-            self.order.insert(key);
-            self.changed();
+        let pet = msg.pet.clone();
+        if self.join(msg.viewer, msg.pet) {
+            self.tell_others(Outgoing::Joined(pet));
         }
-        self.metrics.active_pets.set(self.active.len() as i64);
     }
 }
 
@@ -511,6 +614,12 @@ impl Handler<TreatsChanged> for Presence {
     type Result = ();
 
     fn handle(&mut self, msg: TreatsChanged, _: &mut Context<Self>) {
+        if !msg.elsewhere {
+            self.tell_others(Outgoing::Treats {
+                user: msg.user,
+                available: msg.available,
+            });
+        }
         let Some(frame) = encode(&ServerMsg::Treats {
             available: msg.available,
         }) else {
@@ -530,9 +639,66 @@ impl Handler<TreatsRefreshed> for Presence {
     type Result = ();
 
     fn handle(&mut self, msg: TreatsRefreshed, _: &mut Context<Self>) {
+        if !msg.elsewhere {
+            self.tell_others(Outgoing::TreatsRefreshed {
+                available: msg.available,
+            });
+        }
         self.broadcast(&ServerMsg::Treats {
             available: msg.available,
         });
+    }
+}
+
+impl Handler<SetOutbox> for Presence {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetOutbox, _: &mut Context<Self>) {
+        self.outbox = Some(msg.0);
+    }
+}
+
+impl Handler<RemoteJoin> for Presence {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteJoin, _: &mut Context<Self>) {
+        self.remote.entry(msg.node).or_default().insert(msg.pet.id);
+        self.join(msg.node, msg.pet);
+    }
+}
+
+impl Handler<RemoteLeave> for Presence {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteLeave, _: &mut Context<Self>) {
+        if let Some(pets) = self.remote.get_mut(&msg.node) {
+            pets.remove(&msg.pet);
+        }
+        self.release(msg.node, msg.pet);
+    }
+}
+
+impl Handler<RemoteGone> for Presence {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteGone, _: &mut Context<Self>) {
+        for pet in self.remote.remove(&msg.node).unwrap_or_default() {
+            self.release(msg.node, pet);
+        }
+    }
+}
+
+impl Handler<LocalActive> for Presence {
+    type Result = MessageResult<LocalActive>;
+
+    fn handle(&mut self, _: LocalActive, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.active
+                .values()
+                .filter(|a| a.viewers.iter().any(|v| is_local(*v)))
+                .map(|a| a.info.clone())
+                .collect(),
+        )
     }
 }
 

@@ -142,7 +142,7 @@ pub async fn refuse_over_capacity(
     let Some(slot) = req.conn_data::<Slot>().filter(|s| s.over) else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    if matches!(req.path(), "/healthz" | "/metrics") {
+    if matches!(req.path(), "/healthz" | "/readyz" | "/metrics") {
         let mut res = next.call(req).await?.map_into_left_body();
         res.response_mut()
             .head_mut()

@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: Option<PathBuf>, metr
         cfg.route("/metrics", web::get().to(ops::metrics));
     }
     cfg.route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz))
         .route("/ws", web::get().to(crate::ws::upgrade::upgrade))
         .service(
             web::scope("/api")
@@ -47,10 +48,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: Option<PathBuf>, metr
     web_app::configure(cfg, static_dir);
 }
 
-/// The routes of the separate metrics address: /metrics and /healthz only.
+/// The routes of the separate metrics address: /metrics, /healthz and /readyz only.
 pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(ops::metrics))
-        .route("/healthz", web::get().to(ops::healthz));
+        .route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz));
 }
 
 async fn api_not_found() -> Result<HttpResponse, AppError> {

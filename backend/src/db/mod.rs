@@ -2,6 +2,7 @@
 //! a connection pool, and the embedded migrations. Only the persister and request handlers
 //! on the blocking pool talk to the database.
 
+pub mod cluster;
 pub mod lock;
 pub mod models;
 pub mod queries;

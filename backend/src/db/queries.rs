@@ -356,6 +356,78 @@ pub fn find_stored_pet(conn: &mut DbConn, id: PetId) -> QueryResult<Option<Store
     }
 }
 
+/// The live pets of some shards (cluster mode, PostgreSQL only: a pet's shard is its id mod
+/// 1,024). Read with the partial index on the shard, one query for all of them: a caller
+/// asks for a few shards at a time, so the rows stay a page's worth.
+pub fn live_pets_of_shards(conn: &mut DbConn, shards: &[i64]) -> QueryResult<Vec<StoredPetRow>> {
+    use diesel::sql_types::Array;
+    match conn {
+        DbConn::Sqlite(_) => Err(diesel::result::Error::QueryBuilderError(
+            "shards of pets are a cluster feature, which needs PostgreSQL".into(),
+        )),
+        DbConn::Pg(c) => pets::table
+            .select(pg_stored_pet())
+            .filter(pets::is_alive.eq(true))
+            .filter(
+                sql::<Bool>("(pets.id % 1024) = ANY(")
+                    .bind::<Array<BigInt>, _>(shards.to_vec())
+                    .sql(")"),
+            )
+            .order(pets::id.asc())
+            .load(c),
+    }
+}
+
+/// Writes snapshots like [`write_snapshots`], but each only under its shard's lease: a row is
+/// written only if `shard_leases` says this `node` holds the pet's shard at the epoch given
+/// for it (`epochs[i]` for `snaps[i]`, 0 for none) and the lease has not expired on the
+/// database's clock. Returns how many rows were written; the rest were fenced off (their
+/// shard moved to another node, which owns their state now). PostgreSQL only.
+pub fn write_snapshots_fenced(
+    conn: &mut DbConn,
+    snaps: &[PetStateRow],
+    epochs: &[i64],
+    node: &str,
+) -> QueryResult<usize> {
+    use diesel::sql_types::Array;
+    let DbConn::Pg(c) = conn else {
+        return Err(diesel::result::Error::QueryBuilderError(
+            "fenced writes are a cluster feature, which needs PostgreSQL".into(),
+        ));
+    };
+    let held: Vec<usize> = (0..snaps.len()).filter(|i| epochs[*i] != 0).collect();
+    if held.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = held.iter().map(|i| snaps[*i].id).collect();
+    let ages: Vec<i32> = held.iter().map(|i| snaps[*i].age).collect();
+    let hungers: Vec<i32> = held.iter().map(|i| snaps[*i].hunger).collect();
+    let alive: Vec<bool> = held.iter().map(|i| snaps[*i].is_alive).collect();
+    let ats: Vec<i64> = held.iter().map(|i| snaps[*i].updated_at).collect();
+    let eps: Vec<i64> = held.iter().map(|i| epochs[*i]).collect();
+    c.transaction(|c| {
+        diesel::sql_query("SET LOCAL random_page_cost = 1.1").execute(c)?;
+        diesel::sql_query(
+            "UPDATE pets SET age = v.age, hunger = v.hunger, is_alive = v.alive, \
+             updated_at = v.ts \
+             FROM UNNEST($1::int8[], $2::int4[], $3::int4[], $4::bool[], $5::int8[], $6::int8[]) \
+             AS v(id, age, hunger, alive, ts, epoch) \
+             JOIN shard_leases l ON l.shard = v.id % 1024 AND l.epoch = v.epoch \
+             AND l.node = $7 \
+             AND l.expires_at > (extract(epoch from clock_timestamp()) * 1000)::int8 \
+             WHERE pets.id = v.id AND pets.is_alive",
+        )
+        .bind::<Array<BigInt>, _>(ids)
+        .bind::<Array<Integer>, _>(ages)
+        .bind::<Array<Integer>, _>(hungers)
+        .bind::<Array<Bool>, _>(alive)
+        .bind::<Array<BigInt>, _>(ats)
+        .bind::<Array<BigInt>, _>(eps)
+        .bind::<Text, _>(node)
+        .execute(c)
+    })
+}
+
 /// How many pets are alive in the database. `WHERE is_alive`, not `= true`: on SQLite only
 /// the former is answered from the partial index of live pets (at ten million pets, 0.35 s of
 /// CPU instead of a scan of the whole table).

@@ -12,6 +12,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    cluster_nodes (node) {
+        node -> Text,
+        addr -> Text,
+        heartbeat_at -> BigInt,
+        status -> Text,
+    }
+}
+
+diesel::table! {
     pets (id) {
         id -> BigInt,
         user_id -> BigInt,
@@ -35,6 +44,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    shard_leases (shard) {
+        shard -> BigInt,
+        node -> Text,
+        epoch -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> BigInt,
         email -> Text,
@@ -48,4 +66,11 @@ diesel::joinable!(account_tokens -> users (user_id));
 diesel::joinable!(pets -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(account_tokens, pets, sessions, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    account_tokens,
+    cluster_nodes,
+    pets,
+    sessions,
+    shard_leases,
+    users,
+);

@@ -11,6 +11,7 @@ pub mod sockets;
 pub mod treats;
 
 use crate::actors::presence::Presence;
+use crate::cluster::Cluster;
 use crate::db::{self, DbConn, DbPool};
 use crate::error::AppError;
 use crate::world::World;
@@ -33,6 +34,8 @@ pub struct Services {
     pub mailer: mail::Mailer,
     /// The links mails carry (`links.reset_password(token)`), on `--public-url`.
     pub links: mail::Links,
+    /// Cluster mode: reaches pets owned by other nodes. `None` on a single node.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl Services {

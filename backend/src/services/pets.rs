@@ -7,6 +7,9 @@ use super::canonical::canonical_pet_name;
 use super::Services;
 use crate::actors::pet::Get;
 use crate::clock::now_ms;
+use crate::cluster::messages::Request;
+use crate::cluster::remote::RemoteError;
+use crate::cluster::Cluster;
 use crate::db::models::{NewPetRow, PetRow, StoredPetRow};
 use crate::db::queries;
 use crate::error::AppError;
@@ -15,6 +18,13 @@ use livepet_shared::rules::{pet_name_problem, NameProblem, PET_NAME_MAX, PET_NAM
 use livepet_shared::wire::{NewPet, PetListEntry, PetView, PETS_PAGE};
 use livepet_shared::{PetId, PetState, Species, UserId};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A pet on another node that cannot be reached right now (its shard is moving, or its node
+/// just failed and the others are taking over).
+pub fn unavailable() -> AppError {
+    AppError::Unavailable("that pet is moving between servers; try again in a few seconds".into())
+}
 
 /// Most pets one page of the list shows (newest first).
 const LIST_LIMIT: i64 = PETS_PAGE as i64;
@@ -94,6 +104,23 @@ impl Services {
         let Some(row) = row else {
             return Err(self.limits.too_many_pets());
         };
+        if let Some(cluster) = self.remote(PetId(row.id)) {
+            // Its shard is another node's: that node starts it, from the committed row.
+            return match cluster
+                .request(&Request::Start { pet: PetId(row.id) })
+                .await
+            {
+                Ok(view) => Ok(view),
+                Err(e) => {
+                    log::error!(
+                        "pet {} was adopted but its node could not start it ({e:?}); it starts \
+                         when its shard is next taken",
+                        row.id
+                    );
+                    Err(unavailable())
+                }
+            };
+        }
         let pet = self
             .world
             .try_start_pet(PetRecord {
@@ -132,18 +159,16 @@ impl Services {
 
     /// One of the owner's pets; someone else's pet and a missing one are both not found.
     pub async fn pet_of(&self, owner: UserId, id: PetId) -> Result<PetListEntry, AppError> {
-        // A live pet answers from memory.
-        if let Some(pet) = self.world.registry.get(id) {
-            if let Ok(view) = pet.send(Get).await {
-                return if view.owner_id == owner {
-                    Ok(PetListEntry {
-                        pet: view,
-                        damaged: None,
-                    })
-                } else {
-                    Err(NO_SUCH_PET)
-                };
-            }
+        // A live pet answers from memory (its node's, in cluster mode).
+        if let Some(view) = self.live_pet(id).await? {
+            return if view.owner_id == owner {
+                Ok(PetListEntry {
+                    pet: view,
+                    damaged: None,
+                })
+            } else {
+                Err(NO_SUCH_PET)
+            };
         }
         match self.stored_pet(id).await? {
             Some(stored) if stored.user_id == Some(owner.0) => Ok(self.entry(stored).await),
@@ -200,15 +225,36 @@ impl Services {
         }
     }
 
-    /// The live actor's view of a stored pet that is alive here; the stored view otherwise.
+    /// The live actor's view of a stored pet that is alive (here, or on its node in cluster
+    /// mode); the stored view otherwise.
     async fn live_view(&self, alive: bool, stored: PetView) -> PetView {
         if alive {
-            if let Some(pet) = self.world.registry.get(stored.id) {
-                if let Ok(view) = pet.send(Get).await {
-                    return view;
-                }
+            if let Ok(Some(view)) = self.live_pet(stored.id).await {
+                return view;
             }
         }
         stored
+    }
+
+    /// The cluster, when the pet's shard belongs to another node; `None` on a single node
+    /// and for this node's own pets.
+    pub fn remote(&self, id: PetId) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref().filter(|c| !c.fence.holds(id))
+    }
+
+    /// A live pet's state now, from its actor here or from its node; `None` if it is not
+    /// alive (dead, or no such pet). 503 when its node cannot be reached.
+    pub async fn live_pet(&self, id: PetId) -> Result<Option<PetView>, AppError> {
+        if let Some(cluster) = self.remote(id) {
+            return match cluster.request(&Request::Get { pet: id }).await {
+                Ok(view) => Ok(Some(view)),
+                Err(RemoteError::Unavailable) => Err(unavailable()),
+                Err(_) => Ok(None),
+            };
+        }
+        match self.world.registry.get(id) {
+            Some(pet) => Ok(pet.send(Get).await.ok()),
+            None => Ok(None),
+        }
     }
 }

@@ -19,7 +19,7 @@ use actix::prelude::*;
 use livepet_shared::{PetId, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Tells a socket that its session has ended: it closes with code 4001.
 #[derive(Message, Clone, Copy)]
@@ -60,6 +60,38 @@ struct Socket {
 #[derive(Default)]
 pub struct LiveSockets {
     by_user: Mutex<HashMap<UserId, Vec<Socket>>>,
+    /// Cluster mode: tells the other nodes of every ending, so sockets there close too.
+    elsewhere: OnceLock<EndElsewhere>,
+}
+
+/// Passes an ending on to the other nodes (cluster mode).
+pub type EndElsewhere = Box<dyn Fn(UserId, Revocation) + Send + Sync>;
+
+/// An [`Ending`] as it travels to other nodes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "sessions", content = "token_hash", rename_all = "snake_case")]
+pub enum Revocation {
+    One(String),
+    All,
+    AllBut(String),
+}
+
+impl Revocation {
+    pub fn of(ending: Ending<'_>) -> Self {
+        match ending {
+            Ending::One(h) => Revocation::One(h.to_string()),
+            Ending::All => Revocation::All,
+            Ending::AllBut(h) => Revocation::AllBut(h.to_string()),
+        }
+    }
+
+    pub fn ending(&self) -> Ending<'_> {
+        match self {
+            Revocation::One(h) => Ending::One(h),
+            Revocation::All => Ending::All,
+            Revocation::AllBut(h) => Ending::AllBut(h),
+        }
+    }
 }
 
 /// A suspension of some sessions' sockets: [`commit`](Suspended::commit) closes them,
@@ -171,10 +203,24 @@ impl LiveSockets {
     }
 
     /// Ends sessions whose revocation is already durable (or that expired): their sockets
-    /// act on nothing more and close. Returns how many sockets were told.
+    /// act on nothing more and close, here and (cluster mode) on every other node. Returns
+    /// how many sockets were told here.
     pub fn end(&self, user: UserId, ending: Ending<'_>) -> usize {
+        if let Some(tell) = self.elsewhere.get() {
+            tell(user, Revocation::of(ending));
+        }
+        self.end_here(user, ending)
+    }
+
+    /// Like [`end`](Self::end), for this node's sockets only (an ending another node told of).
+    pub fn end_here(&self, user: UserId, ending: Ending<'_>) -> usize {
         self.mark(user, ending, |s| s.to.do_send(SessionEnded))
             .len()
+    }
+
+    /// Cluster mode: from now on every ending is also told to the other nodes through `tell`.
+    pub fn tell_elsewhere(&self, tell: EndElsewhere) {
+        let _ = self.elsewhere.set(tell);
     }
 
     /// Sets the flag of every socket `ending` covers, calls `then` on it, and returns the

@@ -5,6 +5,7 @@
 use super::Services;
 use crate::actors::pet::Treat;
 use crate::actors::presence::{ActiveOwner, TreatsChanged};
+use crate::cluster::messages::Request;
 use crate::db::queries;
 use crate::error::AppError;
 use livepet_shared::{PetId, UserId};
@@ -29,9 +30,15 @@ impl Services {
             Some(_) => {}
         }
         let left = self.pay_treat(user).await?;
-        let fed = match self.world.registry.get(pet) {
-            Some(addr) => matches!(addr.send(Treat { by: user }).await, Ok(Ok(_))),
-            None => false,
+        let fed = match self.remote(pet) {
+            Some(cluster) => cluster
+                .request(&Request::Treat { pet, by: user })
+                .await
+                .is_ok(),
+            None => match self.world.registry.get(pet) {
+                Some(addr) => matches!(addr.send(Treat { by: user }).await, Ok(Ok(_))),
+                None => false,
+            },
         };
         if !fed {
             // The pet died after we paid: give the treat back.
@@ -41,6 +48,7 @@ impl Services {
                 self.presence.do_send(TreatsChanged {
                     user,
                     available: left,
+                    elsewhere: false,
                 });
             }
             return Err(AppError::NotActive(
@@ -50,6 +58,7 @@ impl Services {
         self.presence.do_send(TreatsChanged {
             user,
             available: left,
+            elsewhere: false,
         });
         Ok(())
     }
@@ -76,7 +85,11 @@ impl Services {
             return Err(AppError::NotFound("that user no longer exists"));
         };
         let available = u32::try_from(available).unwrap_or(0);
-        self.presence.do_send(TreatsChanged { user, available });
+        self.presence.do_send(TreatsChanged {
+            user,
+            available,
+            elsewhere: false,
+        });
         Ok(available)
     }
 }

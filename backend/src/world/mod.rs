@@ -11,16 +11,18 @@
 
 pub mod cell;
 pub mod dirty;
+pub mod fence;
 pub mod loader;
 pub mod registry;
 pub mod ticker;
 
 pub use cell::{PetCell, Snapshot};
 pub use dirty::DirtyPets;
+pub use fence::Fence;
 pub use registry::PetRegistry;
 
 use crate::actors::persister::Persister;
-use crate::actors::pet::PetActor;
+use crate::actors::pet::{Moved, PetActor};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use actix::{Actor, Addr, AsyncContext};
@@ -48,6 +50,9 @@ pub struct World {
     pub dirty: Arc<DirtyPets>,
     pub metrics: Arc<Metrics>,
     pub persister: Addr<Persister>,
+    /// Cluster mode: the shards this node holds, which fence the persister's writes. `None`
+    /// on a single node, which owns every pet.
+    pub fence: Option<Arc<Fence>>,
 }
 
 /// A pet could not be started: another actor is already live under its id.
@@ -97,6 +102,71 @@ impl World {
             log::error!("{e}");
             e.live
         })
+    }
+
+    /// Brings stored pets to life on their arbiters (a shard this node just took) and returns
+    /// how many started once they all tick. Blocking: call it from a blocking thread.
+    pub fn start_pets(self: &Arc<Self>, recs: Vec<PetRecord>) -> usize {
+        let n = self.registry.arbiter_count();
+        let mut per: Vec<Vec<PetRecord>> = (0..n).map(|_| Vec::new()).collect();
+        for rec in recs {
+            per[self.registry.arbiter_index(rec.id)].push(rec);
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut waiting = 0;
+        for (i, batch) in per.into_iter().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            let tx = tx.clone();
+            if self.start_on_arbiter(i, batch, move |n| {
+                let _ = tx.send(n);
+            }) {
+                waiting += 1;
+            }
+        }
+        drop(tx);
+        (0..waiting).filter_map(|_| rx.recv().ok()).sum()
+    }
+
+    /// Stops the pets `leaving` picks out (their shard moves to another node): they leave the
+    /// registry, each arbiter stops ticking its ones (on its own thread, so no tick of theirs
+    /// is under way once this returns, and the last one is in the dirty set for the flush),
+    /// and their running actors tell their viewers the pet moved and stop. Returns how many
+    /// pets stopped. Blocking: call it from a blocking thread.
+    pub fn stop_pets(self: &Arc<Self>, leaving: impl Fn(PetId) -> bool) -> usize {
+        let taken = self.registry.take_where(leaving);
+        let n = self.registry.arbiter_count();
+        let mut per: Vec<Vec<Arc<PetCell>>> = (0..n).map(|_| Vec::new()).collect();
+        let mut actors = Vec::new();
+        for (cell, actor) in taken {
+            per[self.registry.arbiter_index(cell.id())].push(cell);
+            actors.extend(actor);
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<usize>();
+        let mut waiting = 0;
+        for (i, cells) in per.into_iter().enumerate() {
+            if cells.is_empty() {
+                continue;
+            }
+            let tx = tx.clone();
+            if self.registry.arbiter(i).spawn_fn(move || {
+                let live = cells.iter().filter(|c| c.has(PetCell::LIVE)).count();
+                for cell in &cells {
+                    cell.set_flag(PetCell::LIVE, false);
+                }
+                let _ = tx.send(live);
+            }) {
+                waiting += 1;
+            }
+        }
+        drop(tx);
+        let stopped: usize = (0..waiting).filter_map(|_| rx.recv().ok()).sum();
+        self.metrics.pets_alive.sub(stopped as i64);
+        for actor in actors {
+            actor.do_send(Moved);
+        }
+        stopped
     }
 
     /// Makes room for about `pets` more live pets (loading), so the registry, the dirty set

@@ -317,6 +317,33 @@ impl PetRegistry {
         }
     }
 
+    /// Takes every pet whose id `leaving` picks out of the registry (its shard moves to
+    /// another node): from now on `get` does not find them. Returns their cells, with the
+    /// address of each one's running actor, if any. Their ticking stops once the caller
+    /// clears their LIVE flag (see [`World::stop_pets`]).
+    pub fn take_where(
+        &self,
+        leaving: impl Fn(PetId) -> bool,
+    ) -> Vec<(Arc<PetCell>, Option<Addr<PetActor>>)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let mut shard = shard.write().unwrap_or_else(|e| e.into_inner());
+            let ids: Vec<PetId> = shard
+                .pets
+                .keys()
+                .copied()
+                .filter(|id| leaving(*id))
+                .collect();
+            for id in ids {
+                let running = shard.active.remove(&id).and_then(|a| a.addr.upgrade());
+                if let Some(cell) = shard.pets.remove(&id) {
+                    out.push((cell, running));
+                }
+            }
+        }
+        out
+    }
+
     /// Pets alive in this process.
     pub fn len(&self) -> usize {
         self.shards
@@ -393,10 +420,11 @@ mod tests {
         let persister = {
             let (dirty, metrics) = (dirty.clone(), metrics.clone());
             SyncArbiter::start(1, move || {
-                Persister::new(url.clone(), dirty.clone(), metrics.clone())
+                Persister::new(url.clone(), dirty.clone(), metrics.clone(), None)
             })
         };
         Arc::new(World {
+            fence: None,
             rules: Rules::default(),
             tick: Duration::from_secs(3600),
             registry: PetRegistry::new(threads),

@@ -8,19 +8,22 @@
 use super::heartbeat::{Beat, Heartbeat};
 use super::protocol::{self, FrameError};
 use crate::actors::encode;
-use crate::actors::pet::{Feed, Get, PetActor, PetFrame, Unwatch, ViewerId, Watch};
+use crate::actors::pet::{Feed, PetActor, PetFrame, Unwatch, ViewerId, Watch};
 use crate::actors::presence::{Connect, Disconnect, Join, Leave, PageKey, Push, ShowPage};
 use crate::clock::now_ms;
+use crate::cluster::messages::Request;
+use crate::cluster::remote::RemoteError;
 use crate::services::accounts::SessionInfo;
-use crate::services::pets::NO_SUCH_PET;
+use crate::services::pets::{unavailable, NO_SUCH_PET};
 use crate::services::sockets::SessionEnded;
 use crate::state::AppState;
 use actix::prelude::*;
 use actix_web::web;
 use actix_web_actors::ws;
+use futures_util::FutureExt;
 use governor::{DefaultDirectRateLimiter, Quota};
 use livepet_shared::wire::{
-    ActivePet, ClientMsg, ErrorCode, ServerMsg, ACTIVE_PAGE_MAX, CLOSE_SESSION_ENDED,
+    ActivePet, ClientMsg, ErrorCode, PetView, ServerMsg, ACTIVE_PAGE_MAX, CLOSE_SESSION_ENDED,
 };
 use livepet_shared::{PetId, UserId};
 use std::collections::HashMap;
@@ -42,6 +45,14 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 
 static NEXT_VIEWER: AtomicU64 = AtomicU64::new(1);
 
+/// Where a watched pet lives.
+enum Watched {
+    /// In this process: its actor sends the frames (holding the address keeps it running).
+    Here(Addr<PetActor>),
+    /// On another node (cluster mode): its frames come through the cluster.
+    Elsewhere,
+}
+
 type Ctx = ws::WebsocketContext<ViewerSession>;
 
 pub struct ViewerSession {
@@ -52,7 +63,7 @@ pub struct ViewerSession {
     /// Set (by `services::sockets`) once the login session is being ended: act on nothing.
     ended: Arc<AtomicBool>,
     state: web::Data<AppState>,
-    watching: HashMap<PetId, Addr<PetActor>>,
+    watching: HashMap<PetId, Watched>,
     heartbeat: Heartbeat,
     limiter: DefaultDirectRateLimiter,
     refused: u32,
@@ -223,25 +234,32 @@ impl ViewerSession {
     }
 
     fn watch(&mut self, pet_id: PetId, ctx: &mut Ctx) {
-        let Some(pet) = self.state.services.world.registry.get(pet_id) else {
-            return self.not_live(pet_id, ctx, false);
-        };
         let services = &self.state.services;
+        let here = services.world.registry.get(pet_id);
+        if here.is_none() && services.remote(pet_id).is_none() {
+            return self.not_live(pet_id, ctx, false);
+        }
         let max = services.limits.settings.watched as usize;
         if !services.live.try_watch(self.user, self.id, pet_id, max) {
             // Only an owner hears of the limit: for anyone else's pet the answer is the one
             // a missing id gets, so the limit cannot be used to tell which ids exist.
             let (user, message) = (self.user, services.limits.too_many_watched());
-            ctx.spawn(async move { pet.send(Get).await }.into_actor(self).map(
-                move |view, act, ctx| match view {
-                    Ok(v) if v.owner_id == user => {
-                        act.error(ctx, FrameError::new(ErrorCode::LimitReached, message))
-                    }
-                    _ => act.error(ctx, NO_SUCH_PET),
-                },
-            ));
+            let state = self.state.clone();
+            ctx.spawn(
+                async move { state.services.live_pet(pet_id).await }
+                    .into_actor(self)
+                    .map(move |view, act, ctx| match view {
+                        Ok(Some(v)) if v.owner_id == user => {
+                            act.error(ctx, FrameError::new(ErrorCode::LimitReached, message))
+                        }
+                        _ => act.error(ctx, NO_SUCH_PET),
+                    }),
+            );
             return;
         }
+        let Some(pet) = here else {
+            return self.watch_elsewhere(pet_id, ctx, true);
+        };
         let watch = Watch {
             by: self.user,
             viewer: self.id,
@@ -255,16 +273,8 @@ impl ViewerSession {
             move |res, act, ctx| match res {
                 // The pet itself sent the first frame, in order with its later ones.
                 Ok(Ok(view)) => {
-                    act.watching.insert(pet_id, addr);
-                    act.state.services.presence.do_send(Join {
-                        viewer: act.id,
-                        pet: ActivePet {
-                            id: view.id,
-                            name: view.name,
-                            species: view.species,
-                            owner_id: view.owner_id,
-                        },
-                    });
+                    act.watching.insert(pet_id, Watched::Here(addr));
+                    act.joined(view);
                 }
                 Ok(Err(e)) => {
                     act.release_watch(pet_id);
@@ -279,6 +289,58 @@ impl ViewerSession {
         ));
     }
 
+    /// Tells Presence this session shows its pet.
+    fn joined(&self, view: PetView) {
+        self.state.services.presence.do_send(Join {
+            viewer: self.id,
+            pet: ActivePet {
+                id: view.id,
+                name: view.name,
+                species: view.species,
+                owner_id: view.owner_id,
+            },
+        });
+    }
+
+    /// Watches a pet another node owns (cluster mode). `fresh`: a new watch (it waits, like a
+    /// local one, so the first frame goes out before anything else); otherwise the pet moved
+    /// away from under an existing watch, which is renewed with its new node.
+    fn watch_elsewhere(&mut self, pet_id: PetId, ctx: &mut Ctx, fresh: bool) {
+        let Some(cluster) = self.state.services.cluster.clone() else {
+            return self.not_live(pet_id, ctx, false);
+        };
+        let (user, viewer, to) = (self.user, self.id, ctx.address().recipient());
+        let watching = async move { cluster.watch(pet_id, user, viewer, to).await }
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                if let Ok(view) = res {
+                    act.watching.insert(pet_id, Watched::Elsewhere);
+                    if fresh {
+                        act.joined(view);
+                    }
+                    return;
+                }
+                act.release_watch(pet_id);
+                if !fresh {
+                    act.state.services.presence.do_send(Leave {
+                        viewer: act.id,
+                        pet: pet_id,
+                    });
+                }
+                match res {
+                    Ok(_) => {}
+                    Err(RemoteError::NotLive) => act.not_live(pet_id, ctx, false),
+                    Err(RemoteError::Refused(e)) => act.error(ctx, e),
+                    Err(RemoteError::Unavailable) => act.error(ctx, unavailable()),
+                }
+            });
+        if fresh {
+            ctx.wait(watching);
+        } else {
+            ctx.spawn(watching);
+        }
+    }
+
     /// Gives back the place a watch took in the user's watched-pets limit, unless this
     /// socket still watches the pet.
     fn release_watch(&self, pet_id: PetId) {
@@ -290,7 +352,7 @@ impl ViewerSession {
     fn unwatch(&mut self, pet_id: PetId) {
         self.state.services.live.unwatch(self.user, self.id, pet_id);
         if let Some(pet) = self.watching.remove(&pet_id) {
-            pet.do_send(Unwatch { viewer: self.id });
+            self.stop_watching(pet_id, pet);
             self.state.services.presence.do_send(Leave {
                 viewer: self.id,
                 pet: pet_id,
@@ -298,24 +360,47 @@ impl ViewerSession {
         }
     }
 
+    /// Lets go of a watched pet, wherever it lives.
+    fn stop_watching(&self, pet_id: PetId, watched: Watched) {
+        match watched {
+            Watched::Here(pet) => pet.do_send(Unwatch { viewer: self.id }),
+            Watched::Elsewhere => {
+                if let Some(c) = &self.state.services.cluster {
+                    c.unwatch(pet_id, self.id);
+                }
+            }
+        }
+    }
+
     fn feed(&mut self, pet_id: PetId, ctx: &mut Ctx) {
-        let Some(pet) = self.state.services.world.registry.get(pet_id) else {
-            return self.not_live(pet_id, ctx, true);
-        };
         let by = self.user;
-        ctx.spawn(
-            async move { pet.send(Feed { by }).await }
-                .into_actor(self)
-                .map(move |res, act, ctx| match res {
-                    // A watching session gets the new state from the pet's broadcast.
-                    Ok(Ok(view)) if !act.watching.contains_key(&pet_id) => {
-                        act.send(ctx, &ServerMsg::Pet { pet: view })
-                    }
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => act.error(ctx, e),
-                    Err(_) => act.not_live(pet_id, ctx, true),
-                }),
-        );
+        let services = &self.state.services;
+        let fed = match (services.world.registry.get(pet_id), services.remote(pet_id)) {
+            (Some(pet), _) => async move {
+                match pet.send(Feed { by }).await {
+                    Ok(Ok(view)) => Ok(view),
+                    Ok(Err(e)) => Err(RemoteError::Refused(e)),
+                    Err(_) => Err(RemoteError::NotLive),
+                }
+            }
+            .boxed_local(),
+            (None, Some(cluster)) => {
+                let cluster = cluster.clone();
+                async move { cluster.request(&Request::Feed { pet: pet_id, by }).await }
+                    .boxed_local()
+            }
+            (None, None) => return self.not_live(pet_id, ctx, true),
+        };
+        ctx.spawn(fed.into_actor(self).map(move |res, act, ctx| match res {
+            // A watching session gets the new state from the pet's broadcast.
+            Ok(view) if !act.watching.contains_key(&pet_id) => {
+                act.send(ctx, &ServerMsg::Pet { pet: view })
+            }
+            Ok(_) => {}
+            Err(RemoteError::Refused(e)) => act.error(ctx, e),
+            Err(RemoteError::NotLive) => act.not_live(pet_id, ctx, true),
+            Err(RemoteError::Unavailable) => act.error(ctx, unavailable()),
+        }));
     }
 
     /// The pet is not alive in this process: say why, or show a dead pet's stored state.
@@ -434,8 +519,8 @@ impl Actor for ViewerSession {
     fn stopped(&mut self, _: &mut Ctx) {
         self.state.metrics().ws_connections.dec();
         self.state.services.live.unregister(self.user, self.id);
-        for (_, pet) in self.watching.drain() {
-            pet.do_send(Unwatch { viewer: self.id });
+        for (pet_id, watched) in std::mem::take(&mut self.watching) {
+            self.stop_watching(pet_id, watched);
         }
         self.state
             .services
@@ -499,6 +584,13 @@ impl Handler<PetFrame> for ViewerSession {
     type Result = ();
 
     fn handle(&mut self, frame: PetFrame, ctx: &mut Ctx) {
+        if frame.moved {
+            // Its shard went to another node (cluster mode): watch it there.
+            if self.watching.remove(&frame.pet_id).is_some() {
+                self.watch_elsewhere(frame.pet_id, ctx, false);
+            }
+            return;
+        }
         ctx.text(&*frame.json);
         if !frame.alive && self.watching.remove(&frame.pet_id).is_some() {
             self.state
