@@ -49,6 +49,9 @@ pub enum AppError {
     Unavailable(String),
     /// `--max-connections` are already open (503, retry after this many seconds).
     AtCapacity(u64),
+    /// Cluster mode: the node owning the pet did not answer (its shard is moving, or its node
+    /// just failed and another is taking over); 503, retry in a few seconds.
+    PetMoving,
     Internal(String),
 }
 
@@ -71,7 +74,9 @@ impl AppError {
             AppError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             AppError::RateLimited(_) => ErrorCode::RateLimited,
             AppError::LimitReached(_) | AppError::TooManyOpen(_) => ErrorCode::LimitReached,
-            AppError::Unavailable(_) | AppError::AtCapacity(_) => ErrorCode::ServiceUnavailable,
+            AppError::Unavailable(_) | AppError::AtCapacity(_) | AppError::PetMoving => {
+                ErrorCode::ServiceUnavailable
+            }
             AppError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -101,6 +106,9 @@ impl AppError {
             AppError::Unavailable(_) => "the database is unavailable; try again shortly".into(),
             AppError::AtCapacity(s) => {
                 format!("the server is at its connection limit; try again in {s} s")
+            }
+            AppError::PetMoving => {
+                "that pet is moving between servers; try again in a few seconds".into()
             }
             AppError::Internal(_) => "something went wrong on our side".into(),
         }
@@ -155,7 +163,9 @@ impl ResponseError for AppError {
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::RateLimited(_) | AppError::TooManyOpen(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::LimitReached(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Unavailable(_) | AppError::AtCapacity(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::AtCapacity(_) | AppError::PetMoving => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

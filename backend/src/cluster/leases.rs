@@ -92,7 +92,7 @@ pub async fn run(c: Arc<Cluster>) {
     let db = LeaseDb::new(&c.url);
     let node = c.cfg.node.clone();
     let ttl_ms = c.cfg.lease_ttl.as_millis() as i64;
-    let renewed: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let renewed = Arc::clone(&c.renewed);
 
     // A node of the same name that is still alive (or was killed a moment ago): its leases
     // carry its name, so wait until it has gone quiet rather than run twice under one name.
@@ -247,7 +247,7 @@ async fn watchdog(c: Arc<Cluster>, renewed: Arc<Mutex<Option<Instant>>>) {
         if let Some(at) = last {
             if at.elapsed() >= c.cfg.lease_ttl && c.fence.held() > 0 {
                 let shards = held(&c);
-                drop_shards(&c, shards, "could not renew for a whole lease; dropped").await;
+                drop_shards(&c, shards, "lost the lease (no renewal for a whole lease term) of").await;
             }
         }
     }
@@ -403,6 +403,9 @@ async fn acquire(c: &Arc<Cluster>, db: &LeaseDb, shards: Vec<usize>) {
         node: c.cfg.node.clone(),
         shards: taken.clone(),
     });
+    // Sessions here may watch pets of these shards through another node: watch them here
+    // now (a node does not hear its own events).
+    c.rewatch(&taken);
     c.world
         .metrics
         .shards_acquired_total

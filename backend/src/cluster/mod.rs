@@ -71,6 +71,9 @@ pub struct Cluster {
     leaving: AtomicBool,
     /// Runs the lease loop now instead of at the next heartbeat (a shard was released).
     wake: Notify,
+    /// When the last successful renewal was sent: past a lease term from then, this node's
+    /// leases may have gone to others, so it answers nothing for them.
+    renewed: Arc<Mutex<Option<std::time::Instant>>>,
     /// Held by the lease loop for each round, so leaving never interleaves with one.
     turn: tokio::sync::Mutex<()>,
     /// The subscriptions to the subjects of the shards this node holds: dropping the sender
@@ -128,6 +131,7 @@ impl Cluster {
             leaving: AtomicBool::new(false),
             wake: Notify::new(),
             turn: tokio::sync::Mutex::new(()),
+            renewed: Arc::new(Mutex::new(None)),
             serving: Mutex::new(HashMap::new()),
             relayed: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
@@ -184,6 +188,12 @@ impl Cluster {
     /// Whether this node holds every shard the placement gives it (`/readyz`).
     pub fn ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst) && !self.leaving.load(Ordering::SeqCst)
+    }
+
+    /// Whether this node's leases are surely still its own: renewed less than a lease term
+    /// ago (a node that was paused or cut off must not answer for pets others now own).
+    pub fn leases_fresh(&self) -> bool {
+        lock(&self.renewed).is_some_and(|at| at.elapsed() < self.cfg.lease_ttl)
     }
 
     /// Nodes alive at the last heartbeat, this one included.

@@ -211,7 +211,7 @@ impl Cluster {
     /// Answers one request, if this node still holds the pet's shard (a node that lost it
     /// stays silent, so the request reaches the new owner).
     async fn answer(self: Arc<Self>, shard: usize, msg: async_nats::Message) {
-        if self.fence.epoch(shard) == 0 {
+        if self.fence.epoch(shard) == 0 || !self.leases_fresh() {
             return;
         }
         let req = match serde_json::from_slice::<Request>(&msg.payload) {
@@ -502,7 +502,9 @@ impl Cluster {
         };
         w.viewers
             .retain(|(_, to)| to.try_send(frame.clone()).is_ok());
-        if !alive || w.viewers.is_empty() {
+        // A watch under way has no viewer yet: only a death ends the subscription here (the
+        // last session to leave ends it in `unwatch`).
+        if !alive {
             watched.remove(&pet);
         }
     }

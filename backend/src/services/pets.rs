@@ -23,7 +23,7 @@ use std::sync::Arc;
 /// A pet on another node that cannot be reached right now (its shard is moving, or its node
 /// just failed and the others are taking over).
 pub fn unavailable() -> AppError {
-    AppError::Unavailable("that pet is moving between servers; try again in a few seconds".into())
+    AppError::PetMoving
 }
 
 /// Most pets one page of the list shows (newest first).
