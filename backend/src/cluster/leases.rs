@@ -247,7 +247,12 @@ async fn watchdog(c: Arc<Cluster>, renewed: Arc<Mutex<Option<Instant>>>) {
         if let Some(at) = last {
             if at.elapsed() >= c.cfg.lease_ttl && c.fence.held() > 0 {
                 let shards = held(&c);
-                drop_shards(&c, shards, "lost the lease (no renewal for a whole lease term) of").await;
+                drop_shards(
+                    &c,
+                    shards,
+                    "lost the lease (no renewal for a whole lease term) of",
+                )
+                .await;
             }
         }
     }
