@@ -173,6 +173,12 @@ impl Server {
         );
     }
 
+    /// Everything the server logged so far (for failure messages).
+    #[allow(dead_code)] // only the cluster test prints it
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
     /// Starts it again after `stop`, with the same flags: same port, same database.
     pub async fn start_again(&mut self) {
         let port = self.process.addr.port();

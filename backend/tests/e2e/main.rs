@@ -10,7 +10,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
+mod cluster;
 mod harness;
+// Only its start, its URL and its log are used here.
+#[allow(dead_code)]
+#[path = "../support/nats.rs"]
+mod nats;
 #[path = "../support/process.rs"]
 mod process;
 mod scenarios;
