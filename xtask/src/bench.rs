@@ -8,8 +8,10 @@
 //! it), viewers (WebSocket load at M viewers with N pets), storm (viewers measured while many
 //! more connect at once), limits (a server with a low open-file limit: how the excess is
 //! refused), active (every viewer's pet active: bytes per session and CPU), http
-//! (GET /api/pets/{id}), web (wasm size and first paint). The connection measures live in
-//! bench_conn.rs. `--quick` shrinks everything to keep the harness honest in CI.
+//! (GET /api/pets/{id}), web (wasm size and first paint), cluster (3 nodes: viewers of pets
+//! on other nodes, then `kill -9` of one node and SIGTERM of another). The connection
+//! measures live in bench_conn.rs, the cluster in bench_cluster.rs. `--quick` shrinks
+//! everything to keep the harness honest in CI.
 
 use crate::bench_report::{self, Results};
 use crate::bench_sys::{self, now_ms, CpuMeter, Machine, Metrics, PgDb, Proc};
@@ -21,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-pub const MEASURES: [&str; 9] = [
-    "idle", "floor", "persist", "viewers", "storm", "limits", "active", "http", "web",
+pub const MEASURES: [&str; 10] = [
+    "idle", "floor", "persist", "viewers", "storm", "limits", "active", "http", "web", "cluster",
 ];
 
 #[derive(Debug, Args)]
@@ -38,9 +40,16 @@ pub struct BenchArgs {
     #[arg(long)]
     pub viewers: Option<usize>,
     /// Run only these measures (comma-separated): idle, floor, persist, viewers, storm,
-    /// limits, active, http, web.
+    /// limits, active, http, web, cluster.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Pets of the cluster measure (3 nodes on this box, PostgreSQL and a nats-server of
+    /// its own). Default 100,000.
+    #[arg(long)]
+    pub cluster_pets: Option<u64>,
+    /// Viewers of the cluster measure, a third on each node. Default 300.
+    #[arg(long)]
+    pub cluster_viewers: Option<usize>,
     /// Viewers of the storm measure that connect at once while 1,000 others are measured.
     /// Default 10,000, lowered to what the open-file hard limit allows both processes.
     #[arg(long)]
@@ -70,6 +79,8 @@ impl BenchArgs {
             cpu_window_s: None,
             storm: None,
             no_build: false,
+            cluster_pets: None,
+            cluster_viewers: None,
         }
     }
 }
@@ -102,6 +113,12 @@ pub struct Plan {
     pub active_viewers: usize,
     /// Seconds a viewer may take to connect and get its first frame before it counts as failed.
     pub connect_timeout_s: f64,
+    /// Cluster: pets, viewers (a third per node), the steady window, and the window the
+    /// viewers on the surviving node watch through `kill -9` and SIGTERM.
+    pub cluster_pets: u64,
+    pub cluster_viewers: usize,
+    pub cluster_window_s: f64,
+    pub cluster_fault_window_s: f64,
 }
 
 impl Plan {
@@ -144,6 +161,12 @@ impl Plan {
             limits_window_s: if quick { 3.0 } else { 20.0 },
             active_viewers: viewers,
             connect_timeout_s: 10.0,
+            cluster_pets: args
+                .cluster_pets
+                .unwrap_or(if quick { 5_000 } else { 100_000 }),
+            cluster_viewers: args.cluster_viewers.unwrap_or(if quick { 30 } else { 300 }),
+            cluster_window_s: if quick { 4.0 } else { 60.0 },
+            cluster_fault_window_s: if quick { 30.0 } else { 60.0 },
         }
     }
 }
@@ -312,6 +335,18 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         step("web: wasm size and first paint");
         results.web = Some(crate::bench_web::measure(&ctx)?);
     }
+    if wanted("cluster") {
+        match crate::bench_cluster::cannot_run(&ctx) {
+            Some(why) => results.notes.push(format!("cluster skipped: {why}")),
+            None => {
+                step(format!(
+                    "cluster: 3 nodes, {} pets, {} viewers; then kill -9 of one node and SIGTERM of another",
+                    plan.cluster_pets, plan.cluster_viewers
+                ));
+                results.cluster = Some(crate::bench_cluster::measure(&ctx)?);
+            }
+        }
+    }
     results.seconds = began.elapsed().as_secs_f64();
     std::fs::write(
         dir.join("results.json"),
@@ -400,9 +435,35 @@ pub fn serve_with(
     extra: &[&str],
     nofile: Option<&str>,
 ) -> Result<Server> {
+    serve_at(ctx, db_url, tag, ctx.plan.tick_ms, extra, nofile)
+}
+
+/// [`serve_with`] at a tick of `tick_ms`.
+pub fn serve_at(
+    ctx: &Ctx,
+    db_url: &str,
+    tag: &str,
+    tick_ms: u64,
+    extra: &[&str],
+    nofile: Option<&str>,
+) -> Result<Server> {
+    let p = serve_spawn(ctx, db_url, tag, tick_ms, extra, nofile)?;
+    listening(p, startup_timeout(ctx.plan.pets))
+}
+
+/// Starts `livepet serve` on a free port without waiting for it (the cluster measure starts
+/// its nodes together, then waits for each; it also runs its own, shorter tick).
+pub fn serve_spawn(
+    ctx: &Ctx,
+    db_url: &str,
+    tag: &str,
+    tick_ms: u64,
+    extra: &[&str],
+    nofile: Option<&str>,
+) -> Result<Proc> {
     let mut cmd = Command::new(&ctx.livepet);
     cmd.args(["serve", "--bind", "127.0.0.1:0", "--database-url", db_url])
-        .args(["--tick-ms", &ctx.plan.tick_ms.to_string()])
+        .args(["--tick-ms", &tick_ms.to_string()])
         // Sign-ups come from one address, far faster than the default 10 a minute.
         .args(["--auth-attempts-per-minute", "100000000"])
         // The load's users adopt and watch their pets in a burst; the per-user limits are
@@ -416,11 +477,16 @@ pub fn serve_with(
         .env("RUST_LOG", "info")
         .current_dir(proc::root());
     let log = ctx.dir.join(format!("{tag}-serve.log"));
-    let mut p = match nofile {
-        Some(limit) => Proc::spawn_with_limit("livepet serve", &cmd, &log, limit)?,
-        None => Proc::spawn("livepet serve", &cmd, &log)?,
-    };
-    let addr = p.wait_for(startup_timeout(ctx.plan.pets), |l| {
+    let name = format!("livepet serve ({tag})");
+    match nofile {
+        Some(limit) => Proc::spawn_with_limit(&name, &cmd, &log, limit),
+        None => Proc::spawn(&name, &cmd, &log),
+    }
+}
+
+/// Waits for a started `livepet serve` to log `listening on http://ADDR`.
+pub fn listening(mut p: Proc, timeout: Duration) -> Result<Server> {
+    let addr = p.wait_for(timeout, |l| {
         l.split_once("listening on http://")
             .map(|(_, a)| a.trim().to_owned())
     })?;
@@ -765,13 +831,45 @@ pub fn load_viewers(
     tag: &str,
     extra: &[String],
 ) -> Result<Load> {
+    let url = format!("http://{}", server.addr);
+    let timing = LoadTiming {
+        tick_ms: ctx.plan.tick_ms,
+        duration_s,
+        warmup_s,
+    };
+    load_viewers_at(ctx, &url, m, timing, samples, tag, extra)
+}
+
+/// The clock of one load run: the server's tick, the measured window and the warm-up.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadTiming {
+    pub tick_ms: u64,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+}
+
+/// [`load_viewers`] against `url` (`http://host:port`) with its own timing.
+pub fn load_viewers_at(
+    ctx: &Ctx,
+    url: &str,
+    m: usize,
+    timing: LoadTiming,
+    samples: Option<&Path>,
+    tag: &str,
+    extra: &[String],
+) -> Result<Load> {
+    let LoadTiming {
+        tick_ms,
+        duration_s,
+        warmup_s,
+    } = timing;
     // Ten pets per user: 10,000 sign-ups would cost the server 10,000 argon2 hashes.
     let users = m.div_ceil(10).max(1);
     let mut cmd = Command::new(&ctx.load);
     cmd.arg("viewers")
-        .args(["--url", &format!("http://{}", server.addr)])
+        .args(["--url", url])
         .args(["--users", &users.to_string(), "--viewers", &m.to_string()])
-        .args(["--tick-ms", &ctx.plan.tick_ms.to_string()])
+        .args(["--tick-ms", &tick_ms.to_string()])
         .args(["--warmup-s", &warmup_s.to_string()])
         .args(["--duration-s", &duration_s.to_string()])
         .args([

@@ -2,6 +2,7 @@
 //! between markers so the notes a person writes around them survive the next run.
 
 use crate::bench::{Http, Idle, Persist, Plan, Viewers};
+use crate::bench_cluster::{self, Cluster};
 use crate::bench_conn::{self, Active, Limits, Storm};
 use crate::bench_sys::{self, Machine};
 use crate::bench_web::Web;
@@ -50,6 +51,7 @@ pub struct Results {
     pub active: Option<Active>,
     pub http: Option<Http>,
     pub web: Option<Web>,
+    pub cluster: Option<Cluster>,
     pub notes: Vec<String>,
     pub seconds: f64,
 }
@@ -96,6 +98,7 @@ impl Results {
             active: None,
             http: None,
             web: None,
+            cluster: None,
             notes: Vec::new(),
             seconds: 0.0,
         }
@@ -134,6 +137,7 @@ impl Results {
             "active": self.active.as_ref().map(Active::json),
             "http": self.http.as_ref().map(|h| json!({"load": h.load, "server_cpu_percent": h.server_cpu_percent})),
             "web": self.web.as_ref().map(Web::json),
+            "cluster": self.cluster.as_ref().map(Cluster::json),
             "notes": self.notes, "seconds": self.seconds,
         })
     }
@@ -161,6 +165,7 @@ impl Results {
             }
         }
         bench_conn::check(&self.storm, &self.limits, &self.active, &mut problems);
+        bench_cluster::check(&self.cluster, &mut problems);
         if let Some(h) = &self.http {
             if num(&h.load, "requests") == 0.0 {
                 problems.push("http: no successful request".into());
@@ -250,6 +255,7 @@ pub fn render(r: &Results, out: &Path) -> Result<String> {
             ""
         }
     ));
+    let mut notes = r.notes.clone();
     t.push_str("| measure | size | LivePet | floor (same run) | LivePet / floor | target (DESIGN.md) | verdict |\n");
     t.push_str("|---|---|---|---|---|---|---|\n");
     let floor_at = |n: u64| {
@@ -442,9 +448,13 @@ pub fn render(r: &Results, out: &Path) -> Result<String> {
     if let Some(w) = &r.web {
         t.push_str(&w.rows(TARGET_WASM_GZ, TARGET_PAINT_MS));
     }
-    if !r.notes.is_empty() {
+    if let Some(c) = &r.cluster {
+        t.push_str(&bench_cluster::rows(c, &r.plan));
+        notes.extend(c.notes.iter().map(|n| format!("cluster: {n}")));
+    }
+    if !notes.is_empty() {
         t.push('\n');
-        for n in &r.notes {
+        for n in &notes {
             t.push_str(&format!("- {n}\n"));
         }
     }

@@ -211,6 +211,20 @@ impl Proc {
         }
     }
 
+    /// Sends `signal` (a name `kill` knows: TERM, KILL, STOP, …) without waiting.
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .stderr(Stdio::null())
+            .status()
+            .context("running kill")?;
+        if !sent.success() {
+            bail!("kill -{signal} {pid} ({}) failed ({sent})", self.name);
+        }
+        Ok(())
+    }
+
     /// SIGKILL (the database is thrown away anyway).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -321,8 +335,21 @@ impl CpuMeter {
 
 /// One HTTP/1.1 request with `Connection: close`; returns (status, body).
 pub fn http(method: &str, addr: &str, path: &str, body: Option<&str>) -> Result<(u16, String)> {
+    http_within(method, addr, path, body, Duration::from_secs(60))
+}
+
+/// [`http`], giving up when the server is silent for `timeout`: a node being polled for
+/// readiness or metrics may be paused or busy, and the poll must keep its own deadline.
+pub fn http_within(
+    method: &str,
+    addr: &str,
+    path: &str,
+    body: Option<&str>,
+    timeout: Duration,
+) -> Result<(u16, String)> {
     let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
     let body = body.unwrap_or("");
     write!(
         s,
@@ -502,6 +529,49 @@ impl Drop for PgDb {
             &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
         );
     }
+}
+
+/// Runs one query through psql and returns its rows, one line each, fields separated by a
+/// space (unaligned, no header). The SQL goes on stdin: a list of ids can outgrow the
+/// 128 KiB Linux allows a single argument.
+pub fn psql_rows(url: &str, sql: &str) -> Result<Vec<String>> {
+    let mut child = Command::new("psql")
+        .args([
+            "-X",
+            "-w",
+            "-q",
+            "-A",
+            "-t",
+            "-F",
+            " ",
+            "-v",
+            "ON_ERROR_STOP=1",
+            url,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running psql (is the PostgreSQL client installed?)")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(sql.as_bytes())
+            .context("writing the query to psql")?;
+    }
+    let out = child.wait_with_output().context("waiting for psql")?;
+    if !out.status.success() {
+        bail!(
+            "psql `{}` failed: {}",
+            sql.chars().take(200).collect::<String>(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
 }
 
 pub fn psql(url: &str, sql: &str) -> Result<()> {

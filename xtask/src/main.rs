@@ -1,6 +1,7 @@
 //! `cargo xtask`: the only commands a newcomer needs.
 //!
-//! - `cargo xtask run`   installs what is missing, builds the web app and serves everything.
+//! - `cargo xtask run`   installs what is missing, builds the web app and serves everything
+//!   (`--nodes N`: N nodes as one world, with PostgreSQL and NATS).
 //! - `cargo xtask test`  formatting, lints, the browser build and every test (CI runs this).
 //! - `cargo xtask bench` the benchmarks behind BENCHMARKS.md.
 //! - `cargo xtask schema` rewrites backend/src/db/schema.rs from the migrations.
@@ -10,15 +11,18 @@
 //! which command failed.
 
 mod bench;
+mod bench_cluster;
 mod bench_conn;
 mod bench_report;
 mod bench_sys;
 mod bench_web;
 mod browser;
+mod cluster;
 mod fuzz;
 mod pgcheck;
 mod proc;
 mod run;
+mod run_cluster;
 mod schema;
 mod test;
 mod tools;
@@ -43,6 +47,8 @@ enum Command {
     /// reuse them. Then it builds frontend/dist with trunk and starts the server on it.
     ///
     /// Example: cargo xtask run -- --bind 127.0.0.1:9000 --tick-ms 1000
+    ///
+    /// Several nodes as one world (PostgreSQL and NATS): cargo xtask run --nodes 3
     Run(run::RunArgs),
     /// Check formatting, lints and schema.rs, compile the web app for the browser, run
     /// every test.
@@ -62,6 +68,9 @@ enum Command {
     /// names other types. Installs diesel_cli 2.3.14 the first time (about 6 min).
     /// `--check` only compares, as `cargo xtask test` does.
     Schema(schema::SchemaArgs),
+    /// Internal: what `run --nodes N` starts behind its signal-relaying shell.
+    #[command(hide = true)]
+    ClusterSupervise(run_cluster::SuperviseArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +80,7 @@ fn main() -> ExitCode {
         Command::Test => test::test(),
         Command::Bench(args) => bench::bench(args),
         Command::Schema(args) => schema::schema(args),
+        Command::ClusterSupervise(args) => run_cluster::supervise(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

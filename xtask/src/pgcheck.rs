@@ -34,6 +34,14 @@ pub fn with_database(url: &str, db: &str) -> Result<String> {
     Ok(format!("{scheme}{authority}/{db}{query}"))
 }
 
+/// The database a `postgres://…/DB?…` URL names, if any.
+pub fn database_name(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let path = &rest[rest.find('/')? + 1..];
+    let name = path.split(['?', '/']).next().unwrap_or_default();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
 /// `Ok(())` if a server answers at `url` (and accepts a login, when psql can tell).
 pub fn check_reachable(url: &str) -> Result<()> {
     let (host, port) = host_port(url)?;
@@ -127,6 +135,17 @@ mod tests {
         assert_eq!(hp("postgres:///x"), ("localhost".into(), 5432));
         assert!(host_port("mysql://x").is_err());
         assert!(host_port("postgres://h:notaport/x").is_err());
+    }
+
+    #[test]
+    fn names_the_database_of_a_url() {
+        assert_eq!(database_name(DEFAULT_URL).as_deref(), Some("postgres"));
+        assert_eq!(
+            database_name("postgres://u:p@h:1/livepet?sslmode=disable").as_deref(),
+            Some("livepet")
+        );
+        assert_eq!(database_name("postgres://h"), None);
+        assert_eq!(database_name("postgres://h/?x=1"), None);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `cargo xtask run`: tools and the web app build (shared with `cargo xtask test`), then
-//! `livepet serve` on the fresh build.
+//! `livepet serve` on the fresh build (`--nodes N`: several, in run_cluster.rs).
 
 use crate::proc::{self, step};
 use anyhow::{Context as _, Result};
@@ -15,6 +15,17 @@ pub struct RunArgs {
     #[arg(long)]
     debug: bool,
 
+    /// Run N nodes as one world (default 1: a single `livepet serve`, as always). With N > 1:
+    /// PostgreSQL from DATABASE_URL (default postgres://postgres@127.0.0.1:5432/livepet,
+    /// created if missing; SQLite cannot be shared), the nats-server answering at
+    /// 127.0.0.1:4222 or LIVEPET_NATS_URL, else one started for the run on a free port, and
+    /// nodes node1..nodeN on consecutive ports from 8080 (or from the port of `--bind`). It
+    /// prints each node's URLs once its /readyz answers 200; Ctrl-C stops every node
+    /// gracefully (each hands its pets off and flushes), then the nats-server it started.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=32))]
+    nodes: u16,
+
     /// Arguments for `livepet serve`, after `--` (see `cargo run -p livepet-server -- serve
     /// --help`), e.g. `-- --bind 127.0.0.1:9000 --tick-ms 1000`.
     #[arg(last = true, value_name = "SERVE_ARGS")]
@@ -22,6 +33,9 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
+    if args.nodes > 1 {
+        return crate::run_cluster::run(args.nodes, args.debug, args.serve_args);
+    }
     crate::browser::build_frontend()?;
 
     let url = serve_url(

@@ -124,11 +124,26 @@ pub fn establish(url: &DbUrl) -> anyhow::Result<DbConn> {
     }
 }
 
-/// Applies every pending migration; returns how many ran.
+/// The advisory lock nodes of a cluster take in turn to migrate one PostgreSQL database
+/// ("LivM"; the one-server lock is "LivP").
+const PG_MIGRATE_LOCK: i64 = 0x4C69_764D;
+
+/// Applies every pending migration; returns how many ran. On PostgreSQL the servers starting
+/// together on one database (a cluster's nodes) migrate one after the other: two creating the
+/// same tables at once would fail on PostgreSQL's catalog.
 pub fn run_migrations(conn: &mut DbConn) -> anyhow::Result<usize> {
     let applied = match conn {
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-        DbConn::Pg(c) => c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len()),
+        DbConn::Pg(c) => {
+            use diesel::RunQueryDsl as _;
+            diesel::sql_query(format!("SELECT pg_advisory_lock({PG_MIGRATE_LOCK})"))
+                .execute(c)
+                .map_err(|e| anyhow::anyhow!("waiting for other servers' migrations: {e}"))?;
+            let applied = c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len());
+            let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({PG_MIGRATE_LOCK})"))
+                .execute(c);
+            applied
+        }
     }
     .map_err(|e| anyhow::anyhow!("running migrations failed: {e}"))?;
     Ok(applied)

@@ -165,6 +165,9 @@ pub type ByKind = [Traffic; 6];
 #[derive(Debug, Default)]
 pub struct ViewerStats {
     pub storm: bool,
+    /// The pet this viewer watches (a cluster bench tells local watches from remote ones by
+    /// its shard).
+    pub pet: i64,
     pub connected: bool,
     pub failure: Option<Failure>,
     /// Milliseconds from the first attempt to the first `pet` frame.
@@ -358,6 +361,7 @@ async fn watch(a: Assignment, env: &Env) -> ViewerStats {
     let shared = &env.shared;
     let mut st = ViewerStats {
         storm: a.storm,
+        pet: a.pet.0,
         ..ViewerStats::default()
     };
     // The storm connects all at once; ordinary viewers ramp up a few at a time.

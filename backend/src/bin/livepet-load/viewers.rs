@@ -89,7 +89,8 @@ pub struct ViewersArgs {
     /// Password of the generated users (12 to 72 characters).
     #[arg(long, default_value = "load-generator-password")]
     password: String,
-    /// Write every tick sample as `receive_ms latency_ms interval_ms` lines to this file.
+    /// Write every tick sample as `receive_ms latency_ms interval_ms pet_id` lines to this
+    /// file.
     #[arg(long)]
     samples_out: Option<std::path::PathBuf>,
 }
@@ -475,7 +476,7 @@ fn write_samples(path: &std::path::Path, stats: &[ViewerStats]) {
     let mut text = String::new();
     for s in stats.iter().filter(|s| !s.storm) {
         for (at, ms, interval) in &s.latencies {
-            text.push_str(&format!("{at} {ms} {interval}\n"));
+            text.push_str(&format!("{at} {ms} {interval} {}\n", s.pet));
         }
     }
     if let Err(e) = std::fs::write(path, text) {
