@@ -258,20 +258,29 @@ async fn watchdog(c: Arc<Cluster>, renewed: Arc<Mutex<Option<Instant>>>) {
     }
 }
 
+/// Stops answering for these shards, then stops their pets (see [`World::stop_pets`]);
+/// returns how many pets stopped.
+///
+/// [`World::stop_pets`]: crate::world::World::stop_pets
+async fn stop_shards(c: &Arc<Cluster>, shards: &[usize]) -> usize {
+    let mut leaving = vec![false; SHARDS];
+    for s in shards {
+        leaving[*s] = true;
+    }
+    c.stop_serving(shards).await;
+    let world = Arc::clone(&c.world);
+    actix_web::rt::task::spawn_blocking(move || world.stop_pets(|id| leaving[shard_of(id)]))
+        .await
+        .unwrap_or(0)
+}
+
 /// Lets shards go without writing their pets: their leases are no longer this node's (or may
 /// not be), so the database holds the truth and the next owner loads it.
 async fn drop_shards(c: &Arc<Cluster>, shards: Vec<usize>, why: &str) {
-    let mut leaving = vec![false; SHARDS];
     for s in &shards {
         c.fence.set(*s, 0);
-        leaving[*s] = true;
     }
-    c.stop_serving(&shards).await;
-    let world = Arc::clone(&c.world);
-    let stopped =
-        actix_web::rt::task::spawn_blocking(move || world.stop_pets(|id| leaving[shard_of(id)]))
-            .await
-            .unwrap_or(0);
+    let stopped = stop_shards(c, &shards).await;
     c.world
         .metrics
         .shards_lost_total
@@ -289,16 +298,7 @@ async fn drop_shards(c: &Arc<Cluster>, shards: Vec<usize>, why: &str) {
 /// starts them at once from exactly the state they stopped in. Returns how many pets moved.
 async fn hand_off(c: &Arc<Cluster>, db: &LeaseDb, shards: Vec<usize>) -> usize {
     let began = Instant::now();
-    let mut leaving = vec![false; SHARDS];
-    for s in &shards {
-        leaving[*s] = true;
-    }
-    c.stop_serving(&shards).await;
-    let world = Arc::clone(&c.world);
-    let stopped =
-        actix_web::rt::task::spawn_blocking(move || world.stop_pets(|id| leaving[shard_of(id)]))
-            .await
-            .unwrap_or(0);
+    let stopped = stop_shards(c, &shards).await;
     match c.world.persister.send(Flush).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => log::error!(

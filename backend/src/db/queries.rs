@@ -113,36 +113,57 @@ pub fn write_snapshots(conn: &mut DbConn, snaps: &[PetStateRow]) -> QueryResult<
                 snaps.iter().partition(|s| s.is_alive);
             Ok(sqlite_update_rows(c, &alive, false)? + sqlite_update_rows(c, &dead, true)?)
         }),
-        DbConn::Pg(c) => {
-            // UNNEST keeps it to 5 binds whatever the batch size (PostgreSQL allows 65,535).
-            use diesel::sql_types::Array;
-            let ids: Vec<i64> = snaps.iter().map(|s| s.id).collect();
-            let ages: Vec<i32> = snaps.iter().map(|s| s.age).collect();
-            let hungers: Vec<i32> = snaps.iter().map(|s| s.hunger).collect();
-            let alive: Vec<bool> = snaps.iter().map(|s| s.is_alive).collect();
-            let ats: Vec<i64> = snaps.iter().map(|s| s.updated_at).collect();
-            c.transaction(|c| {
-                // Seeing 20,000 ids, the planner picks a hash join over a sequential scan of
-                // every pet (350 ms a batch at 1M pets, the whole flush 14-21 s); with the
-                // random page cost of cached or SSD data it takes the index, one lookup per
-                // snapshot in id order (94 ms a batch). Only for this transaction.
-                diesel::sql_query("SET LOCAL random_page_cost = 1.1").execute(c)?;
-                diesel::sql_query(
-                    "UPDATE pets SET age = v.age, hunger = v.hunger, is_alive = v.alive, \
-                     updated_at = v.ts \
-                     FROM UNNEST($1::int8[], $2::int4[], $3::int4[], $4::bool[], $5::int8[]) \
-                     AS v(id, age, hunger, alive, ts) \
-                     WHERE pets.id = v.id AND pets.is_alive",
-                )
-                .bind::<Array<BigInt>, _>(ids)
-                .bind::<Array<Integer>, _>(ages)
-                .bind::<Array<Integer>, _>(hungers)
-                .bind::<Array<Bool>, _>(alive)
-                .bind::<Array<BigInt>, _>(ats)
-                .execute(c)
-            })
-        }
+        DbConn::Pg(c) => pg_update_rows(c, snaps, None),
     }
+}
+
+/// The PostgreSQL side of [`write_snapshots`] and [`write_snapshots_fenced`]: one UPDATE from
+/// arrays, joined to `shard_leases` when `fence` gives each row's epoch and this node's name.
+fn pg_update_rows(
+    c: &mut diesel::pg::PgConnection,
+    snaps: &[PetStateRow],
+    fence: Option<(&[i64], &str)>,
+) -> QueryResult<usize> {
+    // UNNEST keeps it to a few binds whatever the batch size (PostgreSQL allows 65,535).
+    use diesel::sql_types::Array;
+    let ids: Vec<i64> = snaps.iter().map(|s| s.id).collect();
+    let ages: Vec<i32> = snaps.iter().map(|s| s.age).collect();
+    let hungers: Vec<i32> = snaps.iter().map(|s| s.hunger).collect();
+    let alive: Vec<bool> = snaps.iter().map(|s| s.is_alive).collect();
+    let ats: Vec<i64> = snaps.iter().map(|s| s.updated_at).collect();
+    // The arrays' alias, and for a fenced write the epochs and the lease each row needs.
+    let source = if fence.is_some() {
+        ", $6::int8[]) AS v(id, age, hunger, alive, ts, epoch) \
+         JOIN shard_leases l ON l.shard = v.id % 1024 AND l.epoch = v.epoch AND l.node = $7 \
+         AND l.expires_at > (extract(epoch from clock_timestamp()) * 1000)::int8"
+    } else {
+        ") AS v(id, age, hunger, alive, ts)"
+    };
+    c.transaction(|c| {
+        // Seeing 20,000 ids, the planner picks a hash join over a sequential scan of every
+        // pet (350 ms a batch at 1M pets, the whole flush 14-21 s); with the random page cost
+        // of cached or SSD data it takes the index, one lookup per snapshot in id order
+        // (94 ms a batch). Only for this transaction.
+        diesel::sql_query("SET LOCAL random_page_cost = 1.1").execute(c)?;
+        let mut update = diesel::sql_query(format!(
+            "UPDATE pets SET age = v.age, hunger = v.hunger, is_alive = v.alive, \
+             updated_at = v.ts \
+             FROM UNNEST($1::int8[], $2::int4[], $3::int4[], $4::bool[], $5::int8[]{source} \
+             WHERE pets.id = v.id AND pets.is_alive"
+        ))
+        .into_boxed()
+        .bind::<Array<BigInt>, _>(ids)
+        .bind::<Array<Integer>, _>(ages)
+        .bind::<Array<Integer>, _>(hungers)
+        .bind::<Array<Bool>, _>(alive)
+        .bind::<Array<BigInt>, _>(ats);
+        if let Some((epochs, node)) = fence {
+            update = update
+                .bind::<Array<BigInt>, _>(epochs.to_vec())
+                .bind::<Text, _>(node.to_string());
+        }
+        update.execute(c)
+    })
 }
 
 /// How the commits of a long run of snapshot writes (the final flush) reach the disk.
@@ -389,43 +410,22 @@ pub fn write_snapshots_fenced(
     epochs: &[i64],
     node: &str,
 ) -> QueryResult<usize> {
-    use diesel::sql_types::Array;
     let DbConn::Pg(c) = conn else {
         return Err(diesel::result::Error::QueryBuilderError(
             "fenced writes are a cluster feature, which needs PostgreSQL".into(),
         ));
     };
-    let held: Vec<usize> = (0..snaps.len()).filter(|i| epochs[*i] != 0).collect();
+    // A row of a shard this node does not hold (epoch 0) is not even sent.
+    let (held, epochs): (Vec<PetStateRow>, Vec<i64>) = snaps
+        .iter()
+        .zip(epochs)
+        .filter(|(_, e)| **e != 0)
+        .map(|(s, e)| (*s, *e))
+        .unzip();
     if held.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<i64> = held.iter().map(|i| snaps[*i].id).collect();
-    let ages: Vec<i32> = held.iter().map(|i| snaps[*i].age).collect();
-    let hungers: Vec<i32> = held.iter().map(|i| snaps[*i].hunger).collect();
-    let alive: Vec<bool> = held.iter().map(|i| snaps[*i].is_alive).collect();
-    let ats: Vec<i64> = held.iter().map(|i| snaps[*i].updated_at).collect();
-    let eps: Vec<i64> = held.iter().map(|i| epochs[*i]).collect();
-    c.transaction(|c| {
-        diesel::sql_query("SET LOCAL random_page_cost = 1.1").execute(c)?;
-        diesel::sql_query(
-            "UPDATE pets SET age = v.age, hunger = v.hunger, is_alive = v.alive, \
-             updated_at = v.ts \
-             FROM UNNEST($1::int8[], $2::int4[], $3::int4[], $4::bool[], $5::int8[], $6::int8[]) \
-             AS v(id, age, hunger, alive, ts, epoch) \
-             JOIN shard_leases l ON l.shard = v.id % 1024 AND l.epoch = v.epoch \
-             AND l.node = $7 \
-             AND l.expires_at > (extract(epoch from clock_timestamp()) * 1000)::int8 \
-             WHERE pets.id = v.id AND pets.is_alive",
-        )
-        .bind::<Array<BigInt>, _>(ids)
-        .bind::<Array<Integer>, _>(ages)
-        .bind::<Array<Integer>, _>(hungers)
-        .bind::<Array<Bool>, _>(alive)
-        .bind::<Array<BigInt>, _>(ats)
-        .bind::<Array<BigInt>, _>(eps)
-        .bind::<Text, _>(node)
-        .execute(c)
-    })
+    pg_update_rows(c, &held, Some((&epochs, node)))
 }
 
 /// How many pets are alive in the database. `WHERE is_alive`, not `= true`: on SQLite only
