@@ -11,6 +11,7 @@
 
 use crate::client::Client;
 use crate::nats::NatsServer;
+use crate::pgdb::PgDb;
 use crate::process::{livepet, ServerProcess};
 use actix_codec::Framed;
 use awc::ws::{Codec, Frame, Message};
@@ -83,58 +84,6 @@ pub fn shard_of(id: PetId) -> i64 {
 
 // ---------------------------------------------------------------------------------------
 // PostgreSQL
-
-/// A PostgreSQL database made for one test, dropped (with its connections) afterwards.
-pub struct PgDb {
-    admin: String,
-    name: String,
-    pub url: String,
-}
-
-impl PgDb {
-    /// A fresh database on the test PostgreSQL server (`LIVEPET_TEST_POSTGRES_URL`, default
-    /// `postgres://postgres@127.0.0.1:5432/postgres`), or `None` with a loud line when it is
-    /// unreachable outside CI (`LIVEPET_TEST_POSTGRES=off` skips too); under `CI`, a panic.
-    fn create() -> Option<PgDb> {
-        if std::env::var("LIVEPET_TEST_POSTGRES").as_deref() == Ok("off") {
-            return skip("PostgreSQL: LIVEPET_TEST_POSTGRES=off");
-        }
-        let admin = std::env::var("LIVEPET_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let mut conn = match PgConnection::establish(&admin) {
-            Ok(c) => c,
-            Err(e) => return skip(&format!("PostgreSQL: cannot connect to {admin}: {e}")),
-        };
-        let name = format!(
-            "livepet_cluster_{}_{}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .unwrap();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        let url = format!("{base}/{name}");
-        Some(PgDb { admin, name, url })
-    }
-
-    fn connect(&self) -> PgConnection {
-        PgConnection::establish(&self.url)
-            .unwrap_or_else(|e| panic!("cannot connect to the test database {}: {e}", self.url))
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        if let Ok(mut c) = PgConnection::establish(&self.admin) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut c);
-        }
-    }
-}
 
 /// Records every UPDATE that moves a pet's stored age backwards. Ages only grow (a tick adds
 /// one, nothing takes any away), so such a write is a stale state: a node writing pets it no
@@ -409,7 +358,10 @@ impl Cluster {
                 nats_bin.display()
             ));
         }
-        let db = PgDb::create()?;
+        let db = match PgDb::create("livepet_cluster") {
+            Ok(db) => db,
+            Err(why) => return skip(&why),
+        };
         // The real seeding code path, one owner at a time (`seed` makes one owner per run);
         // it also creates the schema (every subcommand migrates first).
         for owner in 0..SEED_OWNERS {

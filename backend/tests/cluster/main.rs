@@ -17,6 +17,8 @@ mod client;
 mod harness;
 #[path = "../support/nats.rs"]
 mod nats;
+#[path = "../support/pgdb.rs"]
+mod pgdb;
 #[allow(dead_code)]
 #[path = "../support/process.rs"]
 mod process;

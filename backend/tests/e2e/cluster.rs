@@ -9,9 +9,8 @@
 
 use crate::harness::{Browser, ChromeDriver, Env, Server};
 use crate::nats::NatsServer;
+use crate::pgdb::PgDb;
 use crate::scenarios::ONE_AT_A_TIME;
-use diesel::pg::PgConnection;
-use diesel::prelude::*;
 use std::time::{Duration, Instant};
 
 /// How long three fresh debug-build nodes may take to agree on who owns what.
@@ -33,53 +32,6 @@ fn skip<T>(test: &str, why: &str) -> Option<T> {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "SKIPPED(e2e): {test}: {why}");
     None
-}
-
-/// A PostgreSQL database made for this test, dropped (with its connections) when this guard
-/// goes, also when the test panics.
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    /// A fresh database on the test PostgreSQL server (`LIVEPET_TEST_POSTGRES_URL`, default
-    /// `postgres://postgres@127.0.0.1:5432/postgres`), or `None` (a skip) when unreachable.
-    fn create(test: &str) -> Option<PgDb> {
-        if std::env::var("LIVEPET_TEST_POSTGRES").as_deref() == Ok("off") {
-            return skip(test, "PostgreSQL: LIVEPET_TEST_POSTGRES=off");
-        }
-        let admin = std::env::var("LIVEPET_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let mut conn = match PgConnection::establish(&admin) {
-            Ok(c) => c,
-            Err(e) => return skip(test, &format!("PostgreSQL: cannot connect to {admin}: {e}")),
-        };
-        let name = format!(
-            "livepet_e2e_cluster_{}_{}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .unwrap();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        let url = format!("{base}/{name}");
-        Some(PgDb { admin, name, url })
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        if let Ok(mut c) = PgConnection::establish(&self.admin) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut c);
-        }
-    }
 }
 
 /// The three nodes; a failed test shows what each logged last (before they are killed).
@@ -156,8 +108,12 @@ async fn browser_two_users_on_different_nodes_see_each_others_pets_and_give_trea
         return;
     }
     // Declared first, so dropped last: after every node is gone.
-    let Some(db) = PgDb::create(TEST) else {
-        return;
+    let db = match PgDb::create("livepet_e2e_cluster") {
+        Ok(db) => db,
+        Err(why) => {
+            let _: Option<()> = skip(TEST, &why);
+            return;
+        }
     };
     let nats = NatsServer::start();
     let mut nodes = Nodes {

@@ -16,6 +16,8 @@ mod harness;
 #[allow(dead_code)]
 #[path = "../support/nats.rs"]
 mod nats;
+#[path = "../support/pgdb.rs"]
+mod pgdb;
 #[path = "../support/process.rs"]
 mod process;
 mod scenarios;
