@@ -700,8 +700,7 @@ fn term_node(
         std::thread::sleep(Duration::from_millis(50));
     }
     // The last lines, written just before it exited.
-    std::thread::sleep(Duration::from_millis(100));
-    for line in server.proc.drain() {
+    for line in server.proc.drain_to_end(Duration::from_secs(2)) {
         if let Some(h) = handed_off(&line) {
             t.handed_off = Some(h);
         }

@@ -150,6 +150,20 @@ impl Proc {
         self.lines.try_iter().collect()
     }
 
+    /// After the process exited: the lines still on their way, until both output streams
+    /// have ended (their reader threads hang up) or `within` has passed.
+    pub fn drain_to_end(&mut self, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => out.push(line),
+                Err(_) => return out,
+            }
+        }
+    }
+
     /// The last lines of output, for error messages.
     pub fn tail(&self) -> String {
         let seen = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
@@ -187,9 +201,7 @@ impl Proc {
             lines.extend(self.drain());
             if let Some(status) = self.child.try_wait()? {
                 let seconds = t.elapsed().as_secs_f64();
-                // Give the reader threads a moment for the last lines.
-                std::thread::sleep(Duration::from_millis(100));
-                lines.extend(self.drain());
+                lines.extend(self.drain_to_end(Duration::from_secs(2)));
                 return Ok(Stopped {
                     seconds,
                     exit_code: status.code(),
