@@ -10,7 +10,7 @@
 use crate::harness::{Browser, ChromeDriver, Env, Server};
 use crate::nats::NatsServer;
 use crate::pgdb::PgDb;
-use crate::scenarios::ONE_AT_A_TIME;
+use crate::scenarios::{b_adopts_and_treats_the_pet_of_a, ONE_AT_A_TIME};
 use std::time::{Duration, Instant};
 
 /// How long three fresh debug-build nodes may take to agree on who owns what.
@@ -157,41 +157,9 @@ async fn browser_two_users_on_different_nodes_see_each_others_pets_and_give_trea
         .await;
     a.screenshot("cluster-1-user-a-on-node-a").await;
 
-    // B, on node b, signs up, adopts a pet, and sees A's pet under Active pets.
-    b.sign_up("bob@example.com").await;
-    let b_pet = b.adopt("Hoot", "owl").await;
-    let seen = b
-        .wait_until("A's pet (adopted on node a) is under Active pets", |s| {
-            s.treat_button(a_pet).is_some()
-        })
-        .await;
-    assert_eq!(
-        seen.treat_button(a_pet).unwrap().1,
-        "Give treat (5 left)",
-        "{seen:?}"
-    );
-    assert!(
-        seen.treat_button(b_pet).is_none(),
-        "B's own pet is no treat target: {seen:?}"
-    );
-
-    // Hunger only rises on its own (+5 per tick), so a reading lower than the one before
-    // it can only be the treat (-20). The first reading is from just before the click.
-    let mut last = a.state().await.hunger.unwrap();
-    b.click(&format!("[data-testid=give-treat-{a_pet}]")).await;
-    a.wait_until("A's page (node a) shows the hunger drop", move |s| {
-        let h = s.hunger.unwrap_or(u32::MAX);
-        let dropped = h < last;
-        last = h;
-        dropped
-    })
-    .await;
-    let after_treat = b
-        .wait_until("B's button (node b) shows 4 left", |s| {
-            s.treat_button(a_pet).map(|t| t.1.as_str()) == Some("Give treat (4 left)")
-        })
-        .await;
-    assert!(!after_treat.treat_button(a_pet).unwrap().2, "still enabled");
+    // B, on node b, adopts a pet, sees A's pet under Active pets and gives it a treat; A's
+    // page, on node a, shows it.
+    b_adopts_and_treats_the_pet_of_a(&a, &b, a_pet).await;
     b.screenshot("cluster-2-user-b-on-node-b-gives-a-treat")
         .await;
     a.screenshot("cluster-2-user-a-on-node-a-sees-the-treat")

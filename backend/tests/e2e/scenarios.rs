@@ -46,40 +46,7 @@ async fn browser_two_users_feed_treat_leave_and_survive_a_server_restart() {
     // 2. B signs up in a second browser, adopts a pet, opens it, and sees A's pet under
     //    Active pets; B gives it a treat: the button shows 4 left, and A's page shows the
     //    hunger drop without a reload.
-    b.sign_up("bob@example.com").await;
-    let b_pet = b.adopt("Hoot", "owl").await;
-    let seen = b
-        .wait_until("A's pet is under Active pets", |s| {
-            s.treat_button(a_pet).is_some()
-        })
-        .await;
-    assert_eq!(
-        seen.treat_button(a_pet).unwrap().1,
-        "Give treat (5 left)",
-        "{seen:?}"
-    );
-    assert!(
-        seen.treat_button(b_pet).is_none(),
-        "B's own pet is no treat target: {seen:?}"
-    );
-
-    // Hunger only rises on its own (+5 per tick), so a reading lower than the one before
-    // it can only be the treat (-20). The first reading is from just before the click.
-    let mut last = a.state().await.hunger.unwrap();
-    b.click(&format!("[data-testid=give-treat-{a_pet}]")).await;
-    a.wait_until("A's page shows the hunger drop", move |s| {
-        let h = s.hunger.unwrap_or(u32::MAX);
-        let dropped = h < last;
-        last = h;
-        dropped
-    })
-    .await;
-    let after_treat = b
-        .wait_until("the button shows 4 left", |s| {
-            s.treat_button(a_pet).map(|t| t.1.as_str()) == Some("Give treat (4 left)")
-        })
-        .await;
-    assert!(!after_treat.treat_button(a_pet).unwrap().2, "still enabled");
+    b_adopts_and_treats_the_pet_of_a(&a, &b, a_pet).await;
     b.screenshot("2-user-b-gives-a-treat").await;
     a.screenshot("2-user-a-sees-the-treat").await;
 
@@ -178,4 +145,44 @@ async fn browser_dead_pet_shows_its_end_and_leaves_the_active_list() {
 
     c.close().await;
     d.close().await;
+}
+
+/// Scenario 2's steps, on one server or across nodes: B signs up and adopts a pet, sees A's
+/// pet `a_pet` under Active pets (5 treats left; B's own pet is no target) and gives it a
+/// treat; A's page shows the hunger drop, and B's button then shows 4 left, still enabled.
+pub async fn b_adopts_and_treats_the_pet_of_a(a: &Browser, b: &Browser, a_pet: i64) {
+    b.sign_up("bob@example.com").await;
+    let b_pet = b.adopt("Hoot", "owl").await;
+    let seen = b
+        .wait_until("A's pet is under Active pets", |s| {
+            s.treat_button(a_pet).is_some()
+        })
+        .await;
+    assert_eq!(
+        seen.treat_button(a_pet).unwrap().1,
+        "Give treat (5 left)",
+        "{seen:?}"
+    );
+    assert!(
+        seen.treat_button(b_pet).is_none(),
+        "B's own pet is no treat target: {seen:?}"
+    );
+
+    // Hunger only rises on its own (+5 per tick), so a reading lower than the one before
+    // it can only be the treat (-20). The first reading is from just before the click.
+    let mut last = a.state().await.hunger.unwrap();
+    b.click(&format!("[data-testid=give-treat-{a_pet}]")).await;
+    a.wait_until("A's page shows the hunger drop", move |s| {
+        let h = s.hunger.unwrap_or(u32::MAX);
+        let dropped = h < last;
+        last = h;
+        dropped
+    })
+    .await;
+    let after_treat = b
+        .wait_until("the button shows 4 left", |s| {
+            s.treat_button(a_pet).map(|t| t.1.as_str()) == Some("Give treat (4 left)")
+        })
+        .await;
+    assert!(!after_treat.treat_button(a_pet).unwrap().2, "still enabled");
 }
